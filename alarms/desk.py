@@ -1,0 +1,128 @@
+"""The incident desk: every action on an incident, by the engine, the notifier or an agent.
+
+Each action is one state transition (or timeline entry) in storage, then one bus event
+``incident.<event>`` carrying the incident, so agent desks and wallboards update live. Acknowledging
+sets a persisted deadline (``due_at``); the engine's sweep re-escalates an incident still acknowledged
+when it passes. Resolving a JT/T 808 alarm that the terminal lets the platform confirm sends 0x8203
+and records the terminal's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from alarms.incident import OUTCOMES, Incident, IncidentStateError
+from alarms.names import JT808_ALARM_BITS, JT808_CONFIRMABLE_BITS
+from alarms.report import iso_utc
+
+log = logging.getLogger(__name__)
+
+_CONFIRM_BITS = {JT808_ALARM_BITS[bit]: 1 << bit for bit in JT808_CONFIRMABLE_BITS}
+
+
+class TerminalFeedback(Protocol):
+    async def confirm_alarm(self, terminal_id: str, alarm_serial: int, bits: int) -> int: ...
+
+
+def event_message(event: str, incident: Incident) -> dict[str, Any]:
+    body = incident.to_json(with_timeline=False)
+    for key, value in body.items():
+        if isinstance(value, datetime):
+            body[key] = iso_utc(value)
+    return {"event": event, "incident": body}
+
+
+class IncidentDesk:
+    def __init__(self, db, bus, clock, ack_timeout: float = 900.0, feedback: TerminalFeedback | None = None) -> None:
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.ack_timeout = ack_timeout
+        self.feedback = feedback
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+
+    async def publish(self, event: str, incident: Incident) -> None:
+        try:
+            await self.bus.produce(f"incident.{event}", event_message(event, incident))
+        except Exception as e:  # the change is committed; a missed live event must not undo it
+            log.warning("incident %s %s not published: %s", incident.id, event, e)
+
+    async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, **changes) -> Incident:
+        incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data, **changes)
+        await self.publish("resolved" if incident.state == "resolved" else event, incident)
+        return incident
+
+    # -- engine and notifier ------------------------------------------------------------------
+    async def notify(self, incident_id: int, step: int, text: str, data=None) -> Incident:
+        return await self._apply(incident_id, "notify", "engine", text, data, step=step)
+
+    async def escalate(self, incident_id: int, text: str, actor: str = "engine", priority: int | None = None,
+                       data=None) -> Incident:
+        changes: dict[str, Any] = {"due_at": None, "assignee": None}
+        if priority is not None:
+            changes["priority"] = priority
+        return await self._apply(incident_id, "escalate", actor, text, data, **changes)
+
+    async def verified(self, incident_id: int, text: str, data=None) -> Incident:
+        await self._apply(incident_id, "verify", "owner", text, data)
+        return await self.resolve(incident_id, "engine", "owner_handled", "the owner confirmed with the PIN")
+
+    async def attempt(self, incident_id: int, text: str, data: dict[str, Any]) -> Incident:
+        incident = await self.db.incidents.update(incident_id, "engine", "call", text, self.now(), data)
+        await self.publish("updated", incident)
+        return incident
+
+    # -- agents -------------------------------------------------------------------------------
+    async def acknowledge(self, incident_id: int, user: str) -> Incident:
+        due = self.now() + timedelta(seconds=self.ack_timeout)
+        return await self._apply(incident_id, "acknowledge", user, f"taken by {user}", assignee=user, due_at=due)
+
+    async def resolve(self, incident_id: int, user: str, outcome: str, note: str | None = None) -> Incident:
+        if outcome not in OUTCOMES:
+            raise IncidentStateError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        if outcome == "other" and not (note or "").strip():
+            raise IncidentStateError("a note is required when the outcome is other")
+        incident = await self._apply(incident_id, "resolve", user, f"resolved: {outcome}" + (f" — {note}" if note else ""),
+                                     {"outcome": outcome}, outcome=outcome, note=note)
+        await self._confirm_on_terminal(incident)
+        return incident
+
+    async def comment(self, incident_id: int, user: str, text: str) -> Incident:
+        incident = await self.db.incidents.update(incident_id, user, "comment", text, self.now())
+        await self.publish("updated", incident)
+        return incident
+
+    async def reassign(self, incident_id: int, user: str, to: str) -> Incident:
+        incident = await self.db.incidents.update(incident_id, user, "reassigned", f"reassigned to {to}", self.now(),
+                                                  {"to": to}, assignee=to)
+        await self.publish("updated", incident)
+        return incident
+
+    async def sweep(self) -> int:
+        """Re-escalate acknowledged incidents whose deadline passed; returns how many."""
+        count = 0
+        for incident in await self.db.incidents.due(self.now()):
+            if incident.state != "acknowledged":
+                continue
+            try:
+                await self.escalate(incident.id, f"not resolved within {self.ack_timeout:g} s of being taken; "
+                                                 "back to the queue", priority=max(0, incident.priority - 10))
+                count += 1
+            except IncidentStateError:
+                pass  # resolved meanwhile
+        return count
+
+    async def _confirm_on_terminal(self, incident: Incident) -> None:
+        bits = _CONFIRM_BITS.get(incident.alarm)
+        if self.feedback is None or incident.terminal_protocol != "jt808" or bits is None:
+            return
+        try:
+            result = await self.feedback.confirm_alarm(incident.terminal_id, incident.alarm_serial or 0, bits)
+            text, data = f"terminal confirmed the alarm (0x8203 → 0x0001 result {result})", {"result": result}
+        except Exception as e:  # not connected, timeout: recorded, the resolution stands
+            text, data = f"0x8203 not confirmed by the terminal: {e}", {"error": str(e)}
+        await self.db.incidents.update(incident.id, "engine", "terminal_feedback", text, self.now(), data)

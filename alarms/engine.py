@@ -1,0 +1,180 @@
+"""The alarm engine: reports from the bus → edges → classification → incidents.
+
+Workers consume ``report.#`` from one durable queue (competing consumers scale it out). Per vehicle, a
+live-state lock keeps two workers from interleaving one vehicle's reports, and the incidents table's
+unique open key makes a second incident for the same vehicle and alarm impossible even if they did.
+The level alarms each vehicle holds are kept in live state, so a restart neither loses a held alarm
+nor raises it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from twisted.application import service
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+
+from alarms.desk import IncidentDesk
+from alarms.edges import edges
+from alarms.incident import Incident
+from alarms.policies import snapshot
+from alarms.report import Report
+from alarms.rules import Rules, RulesError, load_rules
+from crm.incidents import NewIncident
+
+log = logging.getLogger(__name__)
+
+QUEUE = "watchline.alarms"
+
+
+class Notifier(Protocol):
+    """Runs a routine incident's policy (dialling the owner...) and reports back through the desk."""
+
+    def start(self, incident: Incident) -> None: ...
+
+
+class AgentOnlyNotifier:
+    """Without telephony, a routine incident goes to the agent queue at once, saying why."""
+
+    def __init__(self, desk: IncidentDesk) -> None:
+        self.desk = desk
+
+    def start(self, incident: Incident) -> None:
+        Deferred.fromCoroutine(self.desk.escalate(
+            incident.id, "no telephony configured: to the agent queue instead of calling the owner"))
+
+
+class AlarmEngine(service.Service):
+    name = "alarm-engine"
+
+    def __init__(self, db, bus, live, clock, desk: IncidentDesk, rules: Rules | None = None,
+                 notifier: Notifier | None = None, rules_path: str = "", sweep_interval: float = 1.0) -> None:
+        self.db = db
+        self.bus = bus
+        self.live = live
+        self.clock = clock
+        self.desk = desk
+        self.rules = rules or Rules()
+        self.rules_path = rules_path
+        self.notifier = notifier or AgentOnlyNotifier(desk)
+        self.sweep_interval = sweep_interval
+        self._held: dict[str, frozenset[str]] = {}
+        self._tiers: dict[str, tuple[float, str]] = {}
+        self._consumer = None
+        self._sweeper: task.LoopingCall | None = None
+        self.stats = {"reports": 0, "raised": 0, "opened": 0, "joined": 0, "cleared": 0, "unknown_vehicle": 0}
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def startService(self):
+        super().startService()
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self) -> None:
+        self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=QUEUE, prefetch=1)
+        self._sweeper = task.LoopingCall(lambda: Deferred.fromCoroutine(self._sweep()))
+        self._sweeper.clock = self.clock
+        self._sweeper.start(self.sweep_interval, now=True)
+        for incident in await self.db.incidents.unresolved_in(("open", "notifying")):
+            log.info("resuming incident %s (%s) after a restart", incident.id, incident.state)
+            await self._continue(incident)
+
+    def stopService(self):
+        super().stopService()
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        if self._consumer is not None:
+            return Deferred.fromCoroutine(self._consumer.stop_consuming())
+        return None
+
+    def reload_rules(self) -> Rules:
+        """Reload the rules file (SIGHUP, API); a bad file raises RulesError and the old rules stay."""
+        rules = load_rules(self.rules_path)
+        self.rules = rules
+        log.info("alarm rules reloaded from %s: %d rules", rules.source, len(rules.rules))
+        return rules
+
+    async def _sweep(self) -> None:
+        try:
+            await self.desk.sweep()
+        except Exception as e:
+            log.error("incident timer sweep failed: %s", e)
+
+    # -- reports ------------------------------------------------------------------------------
+    async def _on_report(self, routing_key: str, message: dict[str, Any]) -> None:
+        report = Report.from_message(message)
+        self.stats["reports"] += 1
+        if report.plate is None:
+            if report.alarms:
+                self.stats["unknown_vehicle"] += 1
+                log.warning("alarms %s from unknown terminal %s/%s not handled", report.alarms, report.protocol,
+                            report.terminal_id)
+            return
+        held = await self._held_for(report.plate)
+        if not report.alarms and not held:
+            return
+        lock = await self.live.acquire_lock(f"alarms:vehicle:{report.plate}", ttl=30)
+        if lock is None:
+            raise RuntimeError(f"vehicle {report.plate} is being handled by another worker")  # redelivered
+        try:
+            found, now_held = edges(report, held)
+            for edge in found:
+                if edge.raised:
+                    await self._raise(report, edge.alarm)
+                else:
+                    self.stats["cleared"] += 1
+            if now_held != held:
+                self._held[report.plate] = now_held
+                await self.live.set(f"alarms:held:{report.plate}", sorted(now_held))
+        finally:
+            await self.live.release_lock(lock)
+
+    async def _held_for(self, plate: str) -> frozenset[str]:
+        held = self._held.get(plate)
+        if held is None:
+            stored = await self.live.get(f"alarms:held:{plate}")
+            held = self._held[plate] = frozenset(stored or ())
+        return held
+
+    async def _tier(self, plate: str) -> str:
+        now = self.clock.seconds()
+        hit = self._tiers.get(plate)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        vehicle = await self.db.vehicles.get_by_plate(plate)
+        tier = vehicle.tier if vehicle is not None else "normal"
+        self._tiers[plate] = (now + 60.0, tier)
+        return tier
+
+    async def _raise(self, report: Report, alarm: str) -> None:
+        self.stats["raised"] += 1
+        tier = await self._tier(report.plate)
+        fix = report.fix
+        cls = self.rules.classify(alarm, tier, report.time, fence=report.extras.get("fence_id"),
+                                  speed=fix.speed_kmh if fix else None)
+        if cls.severity == "ignore":
+            return
+        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        serial = report.raw_alarms.get("jt808_serial")
+        incident, created = await self.db.incidents.open_or_join(NewIncident(
+            plate=report.plate, alarm=alarm, severity=cls.severity, priority=cls.priority, tier=tier,
+            policy=dict(snapshot(cls.policy), rule=cls.rule), time=report.time, terminal_protocol=report.protocol,
+            terminal_id=report.terminal_id, alarm_serial=serial if isinstance(serial, int) else None,
+            lat=fix.lat if fix else None, lon=fix.lon if fix else None), now)
+        if not created:
+            self.stats["joined"] += 1
+            return
+        self.stats["opened"] += 1
+        await self.desk.publish("opened", incident)
+        await self._continue(incident)
+
+    async def _continue(self, incident: Incident) -> None:
+        if incident.severity == "emergency":
+            await self.desk.escalate(incident.id, "emergency: straight to the agent queue", priority=0)
+        else:
+            self.notifier.start(incident)
+
+
+__all__ = ["AlarmEngine", "AgentOnlyNotifier", "Notifier", "RulesError"]

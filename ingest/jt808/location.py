@@ -1,0 +1,269 @@
+"""The JT/T 808 location report body (0x0200, also inside 0x0704 and 0x0201) -> canonical Report.
+
+Decoded against the standard (jt808.md §4–§5), not against any vendor's conventions: the alarm
+DWORD maps bit by bit through ``alarms.names``, the status DWORD into named flags, the standard
+additional items into ``extras``/``raw_alarms``. Items this module does not know (vendor items,
+or a standard id with a length that does not match the standard) are kept as hex in
+``extras["raw_items"]`` so nothing the terminal sent is lost. This is the hot path of the
+terminal server: per-word results are cached and the common items are read inline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import uuid
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+from alarms.names import JT808_ALARM_BITS
+from alarms.report import Fix, Report
+from ingest.jt808.messages import BodyError, split_batch
+
+_FIXED = struct.Struct(">IIIIhHH6s")
+FIXED_LENGTH = _FIXED.size  # 28
+_WORD = struct.Struct(">H")
+_SWORD = struct.Struct(">h")
+_DWORD = struct.Struct(">I")
+_BEIJING = timedelta(hours=8)  # the BCD time is GMT+8
+
+# Report ids: a random per-process prefix plus a counter, 32 hex characters like uuid4().hex
+# (Report's default), without one urandom system call per report on the hot path.
+_ID_PREFIX = uuid.uuid4().hex[:20]
+_ID_COUNTER = itertools.count()
+
+_LOCATION_TYPES = {0: "none", 1: "circle", 2: "rectangle", 3: "polygon", 4: "road_section"}
+_SIGNALS = (
+    "low_beam", "high_beam", "right_turn", "left_turn", "brake", "reverse", "fog_lamp",
+    "clearance_lamp", "horn", "air_conditioner", "neutral", "retarder", "abs", "heater", "clutch",
+)
+_LOADS = {0: "empty", 1: "half", 2: "reserved", 3: "full"}
+_DOORS = ("door_front_open", "door_middle_open", "door_rear_open", "door_driver_open", "door_custom_open")
+# Reserved in JT/T 808-2013, defined only by 2019 (jt808.md §5.1): a 2013 terminal setting them
+# follows some vendor convention, so they are kept in the raw word but not named.
+_BITS_2019_ONLY = (15, 16, 17)
+_MASK_2019_ONLY = sum(1 << bit for bit in _BITS_2019_ONLY)
+
+
+class LocationError(BodyError):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def alarm_names(word: int, is_2019: bool) -> tuple[str, ...]:
+    if not is_2019:
+        word &= ~_MASK_2019_ONLY
+    return tuple(JT808_ALARM_BITS[bit] for bit in range(32) if word >> bit & 1)
+
+
+@lru_cache(maxsize=1024)
+def _status_fields(word: int, is_2019: bool) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "acc": bool(word & 0x1),
+        "fix_valid": bool(word & 0x2),
+        "out_of_service": bool(word & 0x10),
+        "coords_encrypted": bool(word & 0x20),
+        "load": _LOADS[word >> 8 & 0x3],
+        "oil_cut": bool(word & 0x400),
+        "circuit_cut": bool(word & 0x800),
+        "doors_locked": bool(word & 0x1000),
+    }
+    for n, name in enumerate(_DOORS):
+        status[name] = bool(word >> (13 + n) & 1)
+    status["gps"] = bool(word & 0x40000)
+    status["beidou"] = bool(word & 0x80000)
+    status["glonass"] = bool(word & 0x100000)
+    status["galileo"] = bool(word & 0x200000)
+    if is_2019:  # bit 22 moving/stopped is only attested for 2019 (jt808.md §5.2)
+        status["moving"] = bool(word & 0x400000)
+    return status
+
+
+def status_fields(word: int, is_2019: bool) -> dict[str, Any]:
+    return dict(_status_fields(word, is_2019))
+
+
+@lru_cache(maxsize=4096)
+def bcd_time(raw: bytes) -> datetime | None:
+    """BCD YYMMDDhhmmss in Beijing time -> UTC datetime, or None when not a real time."""
+    digits = raw.hex()
+    if not digits.isdigit():
+        return None
+    try:
+        local = datetime(
+            2000 + int(digits[0:2]), int(digits[2:4]), int(digits[4:6]),
+            int(digits[6:8]), int(digits[8:10]), int(digits[10:12]), tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+    return local - _BEIJING
+
+
+def _coordinate(raw: int, negative: bool) -> float:
+    # Unsigned degrees x 1e6 with the sign in a status bit; some terminals send an already
+    # negative two's-complement value instead, which is kept (jt808.md §4).
+    value = (raw - 0x100000000 if raw & 0x80000000 else raw) / 1e6
+    return -value if negative and value > 0 else value
+
+
+def collect_items(body: bytes, start: int = FIXED_LENGTH) -> tuple[dict[int, bytes], list[str]]:
+    """The additional items as {id: value}; the first of duplicate ids wins. A declared length
+    running past the body stops the walk, keeping what was read (reported in the problems)."""
+    items: dict[int, bytes] = {}
+    problems: list[str] = []
+    pos, end = start, len(body)
+    while pos < end:
+        if pos + 2 > end:
+            problems.append(f"stray byte at offset {pos}")
+            break
+        item_id, size = body[pos], body[pos + 1]
+        pos += 2
+        if pos + size > end:
+            problems.append(f"item 0x{item_id:02X} declares {size} bytes, {end - pos} left")
+            break
+        if item_id in items:
+            problems.append(f"duplicate item 0x{item_id:02X} ignored")
+        else:
+            items[item_id] = body[pos:pos + size]
+        pos += size
+    return items, problems
+
+
+def decode_location(
+    body: bytes,
+    *,
+    terminal_id: str,
+    serial: int,
+    is_2019: bool = False,
+    received_at: datetime | None = None,
+) -> Report:
+    """One 0x0200 body -> Report. Raises LocationError when the fixed part is missing.
+
+    ``received_at`` is used as the report time when the BCD time is not a real date.
+    """
+    if len(body) < FIXED_LENGTH:
+        raise LocationError(f"location body of {len(body)} bytes, need {FIXED_LENGTH}")
+    alarm_word, status_word, raw_lat, raw_lon, altitude, speed, course, time_bcd = _FIXED.unpack_from(body)
+    extras: dict[str, Any] = {"status_word": status_word}
+    raw_alarms: dict[str, Any] = {"jt808_word": alarm_word, "jt808_serial": serial}
+    time = bcd_time(time_bcd)
+    if time is None:
+        time = received_at or datetime.now(timezone.utc)
+        extras["time_invalid"] = time_bcd.hex()
+    satellites = None
+    if len(body) > FIXED_LENGTH:
+        items, problems = collect_items(body)
+        if problems:
+            extras["item_problems"] = problems
+        satellites = _apply_items(items, alarm_word, raw_alarms, extras)
+    lat = _coordinate(raw_lat, bool(status_word & 0x4))
+    lon = _coordinate(raw_lon, bool(status_word & 0x8))
+    if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+        fix: Fix | None = Fix(lat, lon, float(altitude), speed / 10, float(course), bool(status_word & 0x2),
+                              satellites)
+    else:
+        fix = None
+        extras["bad_coordinates"] = [lat, lon]
+    alarms = alarm_names(alarm_word, is_2019) if alarm_word else ()
+    if not is_2019 and alarm_word & _MASK_2019_ONLY:
+        extras["reserved_alarm_bits"] = [bit for bit in _BITS_2019_ONLY if alarm_word >> bit & 1]
+    return Report(
+        protocol="jt808",
+        terminal_id=terminal_id,
+        time=time,
+        fix=fix,
+        status=dict(_status_fields(status_word, is_2019)),
+        raw_alarms=raw_alarms,
+        alarms=alarms,
+        extras=extras,
+        report_id=f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}",
+        received_at=received_at or datetime.now(timezone.utc),
+    )
+
+
+def decode_batch(
+    body: bytes,
+    *,
+    terminal_id: str,
+    serial: int,
+    is_2019: bool = False,
+    received_at: datetime | None = None,
+) -> tuple[list[Report], list[str]]:
+    """0x0704 body -> (reports, problems). A bad item is skipped and named in the problems;
+    the items around it are still reported. Blind-area back-fill items get ``extras["backfill"]``."""
+    data_type, items, problems = split_batch(body)
+    reports = []
+    for n, item in enumerate(items):
+        try:
+            report = decode_location(
+                item, terminal_id=terminal_id, serial=serial, is_2019=is_2019, received_at=received_at
+            )
+        except LocationError as exc:
+            problems.append(f"item {n + 1}: {exc}")
+            continue
+        if data_type == 1:
+            report.extras["backfill"] = True
+        reports.append(report)
+    return reports, problems
+
+
+def _apply_items(items: dict[int, bytes], alarm_word: int, raw_alarms: dict, extras: dict) -> int | None:
+    """Interpret the standard items (jt808.md §4.1); returns the satellite count (item 0x31)."""
+    satellites = None
+    raw_items: dict[str, str] = {}
+    for item_id, value in items.items():
+        size = len(value)
+        if item_id == 0x01 and size == 4:
+            extras["mileage_km"] = _DWORD.unpack(value)[0] / 10
+        elif item_id == 0x31 and size == 1:
+            satellites = value[0]
+        elif item_id == 0x30 and size == 1:
+            extras["signal"] = value[0]
+        elif item_id == 0x02 and size == 2:
+            extras["fuel_l"] = _WORD.unpack(value)[0] / 10
+        elif item_id == 0x03 and size == 2:
+            extras["recorder_speed_kmh"] = _WORD.unpack(value)[0] / 10
+        elif item_id == 0x04 and size == 2:
+            raw_alarms["jt808_event_id"] = _WORD.unpack(value)[0]
+        elif item_id == 0x05 and size == 30:
+            extras["tyre_pressures"] = [None if b == 0xFF else b for b in value]
+        elif item_id == 0x06 and size == 2:
+            extras["compartment_temp_c"] = _SWORD.unpack(value)[0]
+        elif item_id == 0x11 and size in (1, 5):
+            overspeed: dict[str, Any] = {"location_type": _LOCATION_TYPES.get(value[0], str(value[0]))}
+            if size == 5:
+                overspeed["area_id"] = _DWORD.unpack_from(value, 1)[0]
+            raw_alarms["jt808_overspeed"] = overspeed
+        elif item_id == 0x12 and size == 6:
+            direction = "enter" if value[5] == 0 else "exit"
+            raw_alarms["jt808_area_route"] = {
+                "location_type": _LOCATION_TYPES.get(value[0], str(value[0])),
+                "area_id": _DWORD.unpack_from(value, 1)[0],
+                "direction": direction,
+            }
+            if alarm_word & (1 << 20):
+                extras["geofence_direction"] = direction
+            if alarm_word & (1 << 21):
+                extras["route_direction"] = direction
+        elif item_id == 0x13 and size == 7:
+            section, seconds = struct.unpack_from(">IH", value)
+            raw_alarms["jt808_route_time"] = {
+                "section_id": section,
+                "driving_time_s": seconds,
+                "result": "too_short" if value[6] == 0 else "too_long",
+            }
+        elif item_id == 0x25 and size == 4:
+            word = _DWORD.unpack(value)[0]
+            extras["vehicle_signals"] = [name for bit, name in enumerate(_SIGNALS) if word >> bit & 1]
+        elif item_id == 0x2A and size == 2:
+            word = _WORD.unpack(value)[0]
+            extras["io_status"] = {"deep_sleep": bool(word & 1), "sleep": bool(word & 2)}
+        elif item_id == 0x2B and size == 4:
+            word = _DWORD.unpack(value)[0]
+            extras["analog"] = {"ad0": word & 0xFFFF, "ad1": word >> 16}
+        else:
+            raw_items[f"{item_id:02x}"] = value.hex()
+    if raw_items:
+        extras["raw_items"] = raw_items
+    return satellites

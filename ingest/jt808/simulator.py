@@ -1,0 +1,288 @@
+"""A fleet of simulated JT/T 808 terminals over real TCP, for demos, load tests and benchmarks.
+
+``run_fleet(reactor, host, port, count, rate, alarm_ratio, version=2013|2019, duration=...)``
+connects ``count`` terminals (ramped at ``connect_rate`` per second), each registers (0x0100),
+authenticates with the code it was given (0x0102), then the fleet sends location reports at
+``rate`` reports per second *in total* (spread round-robin over the authenticated terminals),
+a share ``alarm_ratio`` of them carrying an alarm. Every report's 0x8001 is matched to it by
+serial; the returned ``FleetStats`` has frames sent, acks, ack latency p50/p99 and errors.
+Terminals also answer platform commands (0x8203, 0x8300 with 0x0001; 0x8201 with 0x0201).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from ingest.jt808 import messages as m
+from ingest.jt808.codec import PacketError, parse_packet
+from ingest.jt808.framing import Jt808Framer
+from ingest.jt808.terminal import TerminalIdentity, authentication_body, location_body, registration_body
+
+log = Logger()
+
+# Alarms a simulated terminal raises: (alarm DWORD, extra items). Bit 20 carries item 0x12.
+_ALARMS = (
+    (1 << 0, ()),  # sos
+    (1 << 1, ((0x11, b"\x00"),)),  # overspeed
+    (1 << 8, ()),  # power cut
+    (1 << 20, ((0x12, b"\x01\x00\x00\x00\x07\x01"),)),  # geofence exit, area 7
+    (1 << 29, ()),  # collision
+)
+_LATENCY_SAMPLES = 200_000
+
+
+@dataclass
+class FleetStats:
+    terminals: int = 0
+    connected: int = 0
+    authenticated: int = 0
+    frames_sent: int = 0  # every frame, registration and authentication included
+    reports_sent: int = 0
+    alarms_sent: int = 0
+    acked: int = 0  # 0x8001 result 0 for a report
+    nacked: int = 0  # 0x8001 with a non-zero result for a report
+    unacked: int = 0  # reports still waiting for their ack at the end
+    errors: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    reports_per_s: float = 0.0
+    ack_latency_p50_ms: float | None = None
+    ack_latency_p99_ms: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class SimulatedTerminal(Protocol):
+    def __init__(self, fleet: _Fleet, identity: TerminalIdentity) -> None:
+        self.fleet = fleet
+        self.identity = identity
+        self.framer = Jt808Framer()
+        self.authenticated = False
+        self.in_flight: dict[int, float] = {}  # report serial -> send time
+        self._auth_serial = -1
+        self.closed: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.fleet.stats.connected += 1
+        self.transport.setTcpNoDelay(True)
+        self.fleet.live.add(self)
+        plate = f"SIM{self.identity.phone[-5:]}"
+        self._send(
+            m.REGISTER, registration_body(is_2019=self.identity.is_2019, plate=plate)
+        )
+
+    def connectionLost(self, reason=None) -> None:
+        self.fleet.live.discard(self)
+        if self.authenticated:
+            self.authenticated = False
+            self.fleet.ready.remove(self)
+        if not self.fleet.stopping:  # once stopping, finish() has counted what was in flight
+            self.fleet.error("connection_lost")
+            self.fleet.stats.unacked += len(self.in_flight)
+        self.in_flight.clear()
+        self.closed.callback(None)
+
+    def _send(self, msg_id: int, body: bytes) -> int:
+        serial = self.identity.serial
+        self.transport.write(self.identity.packet(msg_id, body))
+        self.fleet.stats.frames_sent += 1
+        return serial
+
+    def send_report(self, now: float, with_alarm: bool) -> None:
+        fleet = self.fleet
+        rnd = fleet.random
+        alarm, items = rnd.choice(_ALARMS) if with_alarm else (0, ())
+        body = location_body(
+            lat=fleet.base_lat + rnd.uniform(-0.2, 0.2),
+            lon=fleet.base_lon + rnd.uniform(-0.2, 0.2),
+            time=fleet.wall_clock(),
+            alarm=alarm,
+            speed_kmh=rnd.uniform(0, 90),
+            course=rnd.randrange(360),
+            items=[(0x01, b"\x00\x01\xe2\x40"), (0x30, b"\x1a"), (0x31, b"\x0c"), *items],
+        )
+        self.in_flight[self._send(m.LOCATION, body)] = now
+        fleet.stats.reports_sent += 1
+        if alarm:
+            fleet.stats.alarms_sent += 1
+
+    def dataReceived(self, data: bytes) -> None:
+        for frame in self.framer.feed(data):
+            if not isinstance(frame, bytes):
+                self.fleet.error("bad_frame_from_server")
+                continue
+            try:
+                packet = parse_packet(frame)
+                self._answer(packet.header, packet.body)
+            except (PacketError, m.BodyError) as exc:
+                self.fleet.error(f"bad_packet_from_server: {type(exc).__name__}")
+
+    def _answer(self, header, body: bytes) -> None:
+        msg_id = header.msg_id
+        if msg_id == m.PLATFORM_RESPONSE:
+            answer = m.decode_terminal_response(body)
+            reply_serial, reply_id, result = answer.reply_serial, answer.reply_id, answer.result
+            if reply_id == m.LOCATION:
+                sent = self.in_flight.pop(reply_serial, None)
+                if sent is None:
+                    self.fleet.error("ack_for_unknown_serial")
+                elif result == m.RESULT_OK:
+                    self.fleet.acked(self.fleet.clock.seconds() - sent)
+                else:
+                    self.fleet.stats.nacked += 1
+            elif reply_id == m.AUTHENTICATE and reply_serial == self._auth_serial:
+                if result == m.RESULT_OK:
+                    self.authenticated = True
+                    self.fleet.stats.authenticated += 1
+                    self.fleet.ready.append(self)
+                else:
+                    self.fleet.error("authentication_refused")
+            elif result != m.RESULT_OK:
+                self.fleet.error(f"result_{result}_for_0x{reply_id:04X}")
+        elif msg_id == m.REGISTER_RESPONSE and len(body) >= 3:
+            if body[2] == m.REGISTER_OK:
+                code = body[3:].decode("gbk", errors="replace")
+                self._auth_serial = self._send(
+                    m.AUTHENTICATE,
+                    authentication_body(code, is_2019=self.identity.is_2019, imei="860000000000000"),
+                )
+            else:
+                self.fleet.error(f"registration_result_{body[2]}")
+        elif msg_id in (m.ALARM_CONFIRMATION, m.TEXT_MESSAGE):
+            self._send(m.TERMINAL_RESPONSE, m.platform_response(header.serial, msg_id, m.RESULT_OK))
+        elif msg_id == m.POSITION_QUERY:
+            fleet = self.fleet
+            answer = location_body(lat=fleet.base_lat, lon=fleet.base_lon, time=fleet.wall_clock())
+            self._send(m.POSITION_ANSWER, header.serial.to_bytes(2, "big") + answer)
+
+
+class _TerminalFactory(ClientFactory):
+    def __init__(self, fleet: _Fleet, identity: TerminalIdentity) -> None:
+        self.fleet = fleet
+        self.identity = identity
+
+    def buildProtocol(self, addr) -> SimulatedTerminal:
+        return SimulatedTerminal(self.fleet, self.identity)
+
+    def clientConnectionFailed(self, connector, reason) -> None:
+        self.fleet.error(f"connect_failed: {reason.getErrorMessage()}")
+
+
+class _Fleet:
+    def __init__(self, clock, seed: int | None) -> None:
+        self.clock = clock
+        self.stats = FleetStats()
+        self.ready: list[SimulatedTerminal] = []
+        self.live: set[SimulatedTerminal] = set()
+        self.stopping = False
+        self.latencies: list[float] = []
+        self._errors: Counter[str] = Counter()
+        self.base_lat, self.base_lon = 22.543, 114.058  # Shenzhen
+        self.random = random.Random(seed)
+
+    def wall_clock(self) -> datetime:
+        # Whole seconds: that is the BCD time's resolution, and it lets bcd_time cache.
+        return datetime.fromtimestamp(int(self.clock.seconds()), timezone.utc)
+
+    def error(self, kind: str) -> None:
+        self._errors[kind] += 1
+
+    def acked(self, latency: float) -> None:
+        self.stats.acked += 1
+        # Reservoir sampling keeps the percentiles honest without unbounded memory.
+        if len(self.latencies) < _LATENCY_SAMPLES:
+            self.latencies.append(latency)
+        else:
+            slot = self.random.randrange(self.stats.acked)
+            if slot < _LATENCY_SAMPLES:
+                self.latencies[slot] = latency
+
+    def finish(self, duration: float) -> FleetStats:
+        stats = self.stats
+        stats.unacked += sum(len(t.in_flight) for t in self.live)
+        stats.errors = dict(self._errors)
+        stats.duration_s = round(duration, 3)
+        stats.reports_per_s = round(stats.reports_sent / duration, 1) if duration > 0 else 0.0
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            stats.ack_latency_p50_ms = round(_percentile(ordered, 0.50) * 1000, 3)
+            stats.ack_latency_p99_ms = round(_percentile(ordered, 0.99) * 1000, 3)
+        return stats
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_fleet(
+    reactor,
+    host: str,
+    port: int,
+    count: int,
+    rate: float,
+    alarm_ratio: float = 0.0,
+    version: int = 2013,
+    duration: float = 10.0,
+    *,
+    first_phone: int = 13800000000,
+    connect_rate: float = 1000.0,
+    ready_timeout: float = 30.0,
+    drain_timeout: float = 5.0,
+    tick: float = 0.01,
+    seed: int | None = None,
+) -> FleetStats:
+    """Run the fleet and return its statistics (see the module docstring).
+
+    ``rate`` is reports per second for the whole fleet. Reporting starts once every terminal
+    is authenticated (or ``ready_timeout`` passed) and lasts ``duration`` seconds; acks still
+    outstanding after a further ``drain_timeout`` count as ``unacked``.
+    """
+    if version not in (2013, 2019):
+        raise ValueError(f"version must be 2013 or 2019, not {version}")
+    if count < 1 or rate <= 0 or duration <= 0 or not 0 <= alarm_ratio <= 1:
+        raise ValueError("count >= 1, rate > 0, duration > 0 and 0 <= alarm_ratio <= 1 are required")
+    fleet = _Fleet(reactor, seed)
+    fleet.stats.terminals = count
+    chooser = random.Random(None if seed is None else seed + 1)
+    connectors = []
+    for n in range(count):
+        identity = TerminalIdentity(str(first_phone + n), is_2019=version == 2019)
+        connectors.append(reactor.connectTCP(host, port, _TerminalFactory(fleet, identity), timeout=10))
+        if (n + 1) % max(1, int(connect_rate * tick)) == 0:
+            await deferLater(reactor, tick, lambda: None)
+    deadline = reactor.seconds() + ready_timeout
+    while len(fleet.ready) + sum(fleet._errors.values()) < count and reactor.seconds() < deadline:
+        await deferLater(reactor, tick, lambda: None)
+    start = reactor.seconds()
+    sent = 0
+    turn = 0
+    while (now := reactor.seconds()) - start < duration:
+        due = int((now - start) * rate) - sent
+        ready = fleet.ready
+        if ready:
+            for _ in range(due):
+                terminal = ready[turn % len(ready)]
+                turn += 1
+                terminal.send_report(now, chooser.random() < alarm_ratio)
+            sent += max(due, 0)
+        await deferLater(reactor, tick, lambda: None)
+    elapsed = reactor.seconds() - start
+    drain_until = reactor.seconds() + drain_timeout
+    while any(t.in_flight for t in fleet.live) and reactor.seconds() < drain_until:
+        await deferLater(reactor, tick, lambda: None)
+    fleet.stopping = True
+    stats = fleet.finish(elapsed)
+    closed = [t.closed for t in fleet.live]
+    for connector in connectors:
+        connector.disconnect()
+    for waiting in closed:
+        await waiting
+    return stats

@@ -1,0 +1,1 @@
+"""Notification: owner verification calls, channels, trunk lines, campaigns."""

@@ -1,0 +1,49 @@
+"""Classification rules: defaults, first match, windows across midnight, validation errors."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from alarms.rules import Rules, RulesError, load_rules, parse_rules
+
+NIGHT = datetime(2026, 1, 1, 15, 30, tzinfo=timezone.utc)  # 23:30 in Beijing
+DAY = datetime(2026, 1, 1, 4, 0, tzinfo=timezone.utc)  # 12:00 in Beijing
+
+
+def test_defaults():
+    rules = Rules()
+    for alarm in ("sos", "collision", "rollover", "vehicle_stolen", "accident"):
+        assert rules.classify(alarm, "normal", DAY).severity == "emergency"
+    c = rules.classify("illegal_door_open", "gold", DAY)
+    assert (c.severity, c.policy, c.rule) == ("routine", "verify_owner", "default")
+
+
+def test_first_matching_rule_wins():
+    rules = parse_rules({"rule": [
+        {"name": "night doors", "alarms": ["illegal_*"], "hours": "22:00-07:00", "tiers": ["platinum"],
+         "severity": "emergency", "priority": 5},
+        {"name": "fast", "alarms": ["overspeed"], "min_speed_kmh": 140, "severity": "emergency"},
+        {"alarms": ["low_voltage"], "severity": "ignore"},
+    ]}, "test")
+    assert rules.classify("illegal_door_open", "platinum", NIGHT).rule == "night doors"
+    assert rules.classify("illegal_door_open", "platinum", DAY).severity == "routine"
+    assert rules.classify("illegal_door_open", "gold", NIGHT).severity == "routine"
+    assert rules.classify("overspeed", "normal", DAY, speed=150).severity == "emergency"
+    assert rules.classify("overspeed", "normal", DAY, speed=100).severity == "routine"
+    assert rules.classify("low_voltage", "normal", DAY).severity == "ignore"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[rule]]\nseverity = 'routine'", "rule 1: alarms is required"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'urgent'", "rule 1: severity must be"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\ntiers = ['vip']", "unknown tier 'vip'"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nhours = 'nights'", "hours must look like"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\ncolour = 1", "unknown key 'colour'"),
+    ("rule = 1", "array of tables"),
+    ("[[rule", "not valid TOML"),
+])
+def test_bad_files_are_refused_with_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    with pytest.raises(RulesError, match=message):
+        load_rules(path)

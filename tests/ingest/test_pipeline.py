@@ -1,0 +1,90 @@
+"""The ingest pipeline (the real IngestSink) and the position recorder, on the embedded backends."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from alarms.report import Fix, Report
+from crm.db import Database
+from crm.migrate import upgrade
+from ingest.pipeline import IngestPipeline, report_routing_key
+from ingest.recorder import PositionRecorder
+from tests.crm.storage_contract import rows
+from watchline.live.memory import MemoryLiveState
+from watchline.mq import BusUnavailable
+from watchline.mq.fake import FakeBus
+from watchline.mq.memory import MemoryBus
+
+
+@pytest.fixture
+def parts(sqlite_url):
+    db = Database(sqlite_url, reactor)
+    upgrade(db.engine)
+    db.startService()
+    db.vehicles.import_rows_blocking(rows({"plate": "P1", "terminal_id": "0123"}))
+    bus, live = MemoryBus(reactor), MemoryLiveState(reactor)
+    bus.startService()
+    live.startService()
+    yield db, bus, live
+    pytest_twisted.blockon(bus.stopService())
+    live.stopService()
+    pytest_twisted.blockon(db.stopService())
+
+
+def report(i: int, terminal: str = "123", **kw) -> Report:
+    t = datetime(2026, 5, 1, tzinfo=timezone.utc) + timedelta(seconds=i)
+    return Report("jt808", terminal, t, Fix(31.0 + i / 1e4, 121.0, speed_kmh=i), report_id=f"id{terminal}-{i}", **kw)
+
+
+def test_routing_key_keeps_topic_words_safe():
+    assert report_routing_key(report(0, "a.b#c")) == "report.jt808.a_b_c"
+
+
+@pytest_twisted.ensureDeferred
+async def test_lookup_is_cached_and_reports_get_their_plate(parts):
+    db, _, _ = parts
+    bus = FakeBus()
+    clock = task.Clock()
+    pipeline = IngestPipeline(db.vehicles, bus, clock, cache_ttl=60)
+    assert (await pipeline.lookup_terminal("jt808", "00123")).plate == "P1"
+    calls = []
+    original = db.vehicles.lookup_terminal
+    db.vehicles.lookup_terminal = lambda *a: calls.append(a) or original(*a)
+    await pipeline.submit([report(0), report(1, "999")])
+    assert calls == [("jt808", "999")]  # 123 came from the cache; the unknown one was looked up
+    produced = bus.produced()
+    assert [(k, m["plate"]) for k, m in produced] == [("report.jt808.123", "P1"), ("report.jt808.999", None)]
+    clock.advance(61)
+    await pipeline.submit([report(2)])
+    assert calls[-1] == ("jt808", "123")  # expired
+
+
+@pytest_twisted.ensureDeferred
+async def test_submit_fails_when_the_bus_does(parts):
+    db, _, _ = parts
+    bus = MemoryBus(reactor)  # never started: it accepts nothing
+    pipeline = IngestPipeline(db.vehicles, bus, reactor)
+    with pytest.raises(BusUnavailable):
+        await pipeline.submit([report(0)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_recorder_batches_positions_and_keeps_the_newest_live(parts):
+    db, bus, live = parts
+    recorder = PositionRecorder(db, bus, live, reactor, batch_size=50, flush_interval=0.05)
+    await recorder.startService()
+    pipeline = IngestPipeline(db.vehicles, bus, reactor)
+    reports = [report(i) for i in range(120)]
+    reports[60] = report(60, alarms=("sos",))
+    await pipeline.submit(reports[::-1])  # newest first: the live position must still be the newest
+    for _ in range(100):
+        found = await db.positions.latest("P1", 500)
+        if len(found) == 120:
+            break
+        await task.deferLater(reactor, 0.02, lambda: None)
+    assert len(found) == 120 and found[0].speed_kmh == 119
+    assert [p.alarms for p in found if p.alarms] == [("sos",)]
+    assert (await live.get_position("P1"))["speed_kmh"] == 119
+    await recorder.stopService()

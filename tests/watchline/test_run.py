@@ -1,0 +1,54 @@
+"""``watchline serve`` as a real process: embedded default answers /healthz; SIGTERM stops it cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tests.conftest import free_port
+
+
+def test_serve_answers_healthz_and_stops_on_sigterm(tmp_path):
+    api = free_port()
+    env = dict(os.environ, WATCHLINE_API_LISTEN=f"tcp:{api}:interface=127.0.0.1",
+               WATCHLINE_INGEST_JT808=f"tcp:{free_port()}:interface=127.0.0.1",
+               WATCHLINE_INGEST_GT06=f"tcp:{free_port()}:interface=127.0.0.1",
+               WATCHLINE_SIP_LISTEN=f"udp:{free_port()}:interface=127.0.0.1")
+    proc = subprocess.Popen([sys.executable, "-m", "watchline", "serve"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{api}/healthz", timeout=1) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b'{"status":"ok","database":true}'
+        assert (tmp_path / "watchline.db").exists()  # the embedded SQLite file, in the working folder
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_with_a_taken_port_exits_non_zero_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, WATCHLINE_API_LISTEN=f"tcp:{port}:interface=127.0.0.1",
+                   WATCHLINE_INGEST_JT808="", WATCHLINE_INGEST_GT06="", WATCHLINE_SIP_LISTEN="")
+        proc = subprocess.run([sys.executable, "-m", "watchline", "serve"], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=30)
+    assert proc.returncode != 0
+    last = proc.stderr.decode().strip().splitlines()[-1]
+    assert last == f"watchline: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use.", last

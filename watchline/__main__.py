@@ -1,0 +1,5 @@
+import sys
+
+from watchline.cli import main
+
+sys.exit(main())

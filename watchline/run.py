@@ -1,0 +1,68 @@
+"""``watchline serve``/``demo``: upgrade an embedded SQLite, build the service tree, run the reactor.
+
+SIGTERM and SIGINT stop the reactor; the 'before shutdown' trigger stops the service tree, so
+listeners close and in-flight database work finishes before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from watchline.config import Config
+
+log = logging.getLogger("watchline")
+
+
+def run_server(config: Config, role: str = "all", demo: bool = False) -> int:
+    from twisted.internet import reactor
+    from twisted.python import log as twlog
+
+    from crm.db import create_engine
+    from crm.migrate import current_revision, head_revision, upgrade
+    from watchline.service import Watchline
+
+    twlog.PythonLoggingObserver().start()
+    engine = create_engine(config.database.url)
+    try:
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)  # the embedded default upgrades itself
+        elif current_revision(engine) != head_revision(engine):
+            print("watchline: the database schema is not up to date: run 'watchline db upgrade'", file=sys.stderr)
+            return 2
+    except Exception as e:
+        print(f"watchline: cannot open the database: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+
+    from watchline.config import ConfigError
+
+    try:
+        app = Watchline(config, reactor, role)
+    except (ConfigError, ValueError) as e:
+        print(f"watchline: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+
+    def start() -> None:
+        try:
+            app.startService()
+        except Exception as e:  # a port in use, an unreachable broker at start, ...
+            failed.append(str(e))
+            log.error("start-up failed: %s", e)
+            reactor.stop()
+            return
+        log.info("Watchline running (role %s); API on %s", role, config.api.listen or "off")
+        if demo:
+            from watchline.demo import start_demo
+
+            start_demo(app, reactor)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: app.stopService() if app.running else None)
+    reactor.run()
+    if failed:
+        print(f"watchline: {failed[0].splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0

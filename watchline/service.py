@@ -1,0 +1,148 @@
+"""The composition root: build one MultiService tree from the config.
+
+Roles: ``all`` (the embedded default), or one of ``ingest``, ``worker``, ``api``, ``telephony`` for
+a production process; they share PostgreSQL, RabbitMQ and Redis and never talk to each other
+directly. Listeners are started from Twisted endpoint strings; an empty string turns one off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from twisted.application import service, strports
+
+from crm.db import Database
+from watchline.config import Config
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "ingest", "worker", "api", "telephony")
+
+
+class Watchline(service.MultiService):
+    """The running system: ``db``, ``bus`` and ``live`` plus the role's listeners and workers."""
+
+    def __init__(self, config: Config, reactor: Any, role: str = "all") -> None:
+        super().__init__()
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        from watchline.live import live_from_url
+        from watchline.mq import bus_from_url
+
+        self.config = config
+        self.reactor = reactor
+        self.role = role
+        self.db = Database(config.database.url, reactor, config.database.pool_size, config.database.echo)
+        self.db.setServiceParent(self)
+        amqp = config.mq.url.startswith("amqp")
+        self.bus = bus_from_url(config.mq.url, reactor, **({"exchange": config.mq.exchange} if amqp else {}))
+        self.bus.setServiceParent(self)
+        redis = config.live.url.startswith("redis")
+        self.live = live_from_url(config.live.url, reactor, **({"prefix": config.live.prefix} if redis else {}))
+        self.live.setServiceParent(self)
+        from ingest.pipeline import IngestPipeline
+
+        self.ingest = IngestPipeline(self.db.vehicles, self.bus, reactor)
+        if self.wants("ingest"):
+            self._add_terminal_servers()
+            if config.ingest.amqp_url:
+                from ingest.feeds.amqp_feed import AmqpFeed
+
+                AmqpFeed(self.ingest, reactor, config.ingest.amqp_url, config.ingest.amqp_queue,
+                         config.ingest.amqp_exchange).setServiceParent(self)
+        from alarms.desk import IncidentDesk
+
+        registry = getattr(getattr(self, "jt808", None), "registry", None)
+        self.desk = IncidentDesk(self.db, self.bus, reactor, config.alarms.ack_timeout, feedback=registry)
+        if self.wants("telephony") and config.sip.listen:
+            from callflows import Telephony
+
+            self.telephony = Telephony(telephony_settings(config), reactor, call_log=self.db.calls)
+            self.telephony.setServiceParent(self)
+        self.engine = None
+        if self.wants("worker"):
+            from alarms.engine import AlarmEngine
+            from alarms.rules import load_rules
+            from ingest.recorder import PositionRecorder
+
+            PositionRecorder(self.db, self.bus, self.live, reactor, config.ingest.position_batch_size,
+                             config.ingest.position_flush_interval).setServiceParent(self)
+            self.engine = AlarmEngine(self.db, self.bus, self.live, reactor, self.desk,
+                                      rules=load_rules(config.alarms.rules), notifier=self._notifier(),
+                                      rules_path=config.alarms.rules)
+            self.engine.setServiceParent(self)
+        if self.wants("api") and config.api.listen:
+            from api.app import WatchlineApi
+
+            self.api = WatchlineApi(self.db, self.live, config, ingest=self.ingest, desk=self.desk, bus=self.bus,
+                                    clock=reactor, rules_reload=self.engine.reload_rules if self.engine else None)
+            _listen(config.api.listen, self.api.site(), "api").setServiceParent(self)
+
+    def _add_terminal_servers(self) -> None:
+        from ingest.limits import ConnectionLimits
+
+        c = self.config.ingest
+        if c.jt808:
+            from ingest.jt808.protocol import Jt808ServerFactory
+
+            self.jt808 = Jt808ServerFactory(self.ingest, self.reactor, ConnectionLimits(
+                c.idle_timeout, c.max_frame_bytes, c.max_buffer_bytes, c.max_bad_frames, c.jt808_accept_unknown))
+            _listen(c.jt808, self.jt808, "jt808").setServiceParent(self)
+        if c.gt06:
+            from ingest.gt06.server import Gt06ServerFactory
+            from watchline.config import utc_offset
+
+            self.gt06 = Gt06ServerFactory(self.ingest, self.reactor, ConnectionLimits(
+                c.idle_timeout, c.max_frame_bytes, c.max_buffer_bytes, c.max_bad_frames, c.gt06_accept_unknown),
+                utc_offset=utc_offset(c.gt06_timezone), ack_locations=c.gt06_ack_locations)
+            _listen(c.gt06, self.gt06, "gt06").setServiceParent(self)
+
+    def _notifier(self):
+        """Verification calls when this process has telephony and a trunk; else straight to the agents."""
+        telephony = getattr(self, "telephony", None)
+        if telephony is None or not self.config.sip.trunk:
+            return None
+        from notify.escalation import VerificationNotifier
+        from notify.lines import TrunkLines
+        from notify.verification import OwnerVerifier
+
+        verifier = OwnerVerifier(telephony, self.db.vehicles.verify_pin, ring_timeout=self.config.sip.ring_timeout)
+        return VerificationNotifier(self.desk, self.db.vehicles, verifier, TrunkLines(self.config.notify.lines),
+                                    self.reactor)
+
+    def wants(self, *roles: str) -> bool:
+        return self.role == "all" or self.role in roles
+
+
+def telephony_settings(config: Config):
+    """The telephony core's settings from ``[sip]``; a trunk given by name is resolved once here."""
+    import socket
+
+    from callflows.settings import SettingsError, TelephonySettings, parse_hostport
+    from watchline.config import ConfigError
+
+    c = config.sip
+    trunk = c.trunk or None
+    if trunk:
+        host, port = parse_hostport(trunk)
+        try:
+            trunk = f"{socket.gethostbyname(host)}:{port}"
+        except OSError as e:
+            raise ConfigError(f"sip.trunk: cannot resolve {host!r}: {e}") from None
+    low, high = (int(x) for x in c.rtp_ports.split("-"))
+    try:
+        return TelephonySettings(
+            listen=c.listen, public_host=c.public_host or None, trunk=trunk, username=c.username or None,
+            password=c.password or None, register=c.register, allowed_peers=tuple(c.allowed_peers),
+            max_calls=c.max_calls, dial_plan=c.dial_plan, rtp_ports=(low, high), recordings_dir=c.recordings,
+            prompt_cache_dir=c.prompt_cache, recording_retention_days=float(c.retention_days) or None,
+            ring_timeout=c.ring_timeout)
+    except SettingsError as e:
+        raise ConfigError(f"sip: {e}") from None
+
+
+def _listen(endpoint: str, factory: Any, name: str) -> service.Service:
+    svc = strports.service(endpoint, factory)
+    svc.setName(name)
+    return svc
