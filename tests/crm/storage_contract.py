@@ -9,6 +9,7 @@ from twisted.internet import reactor, task
 
 from crm.fleet import validate
 from crm.vehicles import FleetImportError
+from tests.crm.incidents_contract import IncidentsContract
 
 
 def rows(*records: dict[str, str]):
@@ -19,7 +20,7 @@ def rows(*records: dict[str, str]):
     return good
 
 
-class StorageContract:
+class StorageContract(IncidentsContract):
     @pytest_twisted.ensureDeferred
     async def test_import_then_find_by_plate_name_and_phone(self, database):
         result = await database.vehicles.import_rows(rows(
