@@ -1,9 +1,10 @@
 """The incident desk: every action on an incident, by the engine, the notifier or an agent.
 
-Each action is one state transition (or timeline entry) in storage, then one bus event
-``incident.<event>`` carrying the incident, so agent desks and wallboards update live. Acknowledging
-sets a persisted deadline (``due_at``); the engine's sweep re-escalates an incident still acknowledged
-when it passes. Resolving a JT/T 808 alarm that the terminal lets the platform confirm sends 0x8203
+Each action is one state transition (or timeline entry) in storage, then one bus event carrying the
+incident — ``incident.<new state>`` (opened, notifying, verified, escalated, acknowledged, resolved) or
+``incident.updated`` for a comment, call attempt or reassignment — so agent desks and wallboards
+update live. Acknowledging sets a persisted deadline (``due_at``); the engine's sweep re-escalates an
+incident still acknowledged when it passes. Resolving a JT/T 808 alarm that the terminal lets the platform confirm sends 0x8203
 and records the terminal's answer.
 """
 
@@ -53,7 +54,7 @@ class IncidentDesk:
 
     async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, **changes) -> Incident:
         incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data, **changes)
-        await self.publish("resolved" if incident.state == "resolved" else event, incident)
+        await self.publish(incident.state, incident)  # incident.escalated, incident.acknowledged, ...
         return incident
 
     # -- engine and notifier ------------------------------------------------------------------

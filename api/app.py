@@ -90,7 +90,7 @@ class WatchlineApi:
             from api.incidents import OPENAPI_PATHS as INCIDENT_PATHS
             from api.incidents import IncidentsResource
 
-            self.mount("incidents", IncidentsResource(db, desk, config))
+            self.mount("incidents", IncidentsResource(db, desk, config, live))
             add_paths(INCIDENT_PATHS)
         if bus is not None:
             from api.events import EventStream

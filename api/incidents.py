@@ -17,6 +17,7 @@ from api.http import (
     requires,
     routing_error,
 )
+from api.vehicles import vehicle_json
 
 ACT_ROLES = ("admin", "supervisor", "agent")
 
@@ -37,8 +38,9 @@ def _time_arg(request, name: str) -> datetime | None:
 class IncidentsResource:
     app = Klein()
 
-    def __init__(self, db, desk, config) -> None:
+    def __init__(self, db, desk, config, live=None) -> None:
         self.db = db
+        self.live = live
         self.users = db.users
         self.desk = desk
         self.max_body = config.api.max_body_bytes
@@ -68,7 +70,11 @@ class IncidentsResource:
         incident = await self.db.incidents.get(incident_id)
         if incident is None:
             raise ApiError(404, "not_found", f"no incident {incident_id}")
-        return json_response(request, incident.to_json())
+        body = incident.to_json()
+        vehicle = await self.db.vehicles.get_by_plate(incident.plate)  # the screen pop: owner and contacts
+        position = await self.live.get_position(incident.plate) if self.live is not None and vehicle else None
+        body["vehicle"] = vehicle_json(vehicle, position) if vehicle is not None else None
+        return json_response(request, body)
 
     @app.route("/<int:incident_id>/acknowledge", methods=["POST"])
     @requires(*ACT_ROLES)
@@ -126,7 +132,8 @@ OPENAPI_PATHS = {
         "summary": "Incidents, emergencies first, then priority, tier and age; filters state, severity, plate, "
                    "since, until; paging limit/offset", "security": [{"bearer": []}],
         "responses": {"200": {"description": "{incidents: [...]}"}}}},
-    "/api/v1/incidents/{id}": {"get": {"summary": "One incident with its timeline", "security": [{"bearer": []}],
+    "/api/v1/incidents/{id}": {"get": {"summary": "One incident with its timeline and its vehicle (owner, "
+                                                      "contacts, last position)", "security": [{"bearer": []}],
                                        "responses": {"200": {"description": "incident"}}}},
     **{f"/api/v1/incidents/{{id}}/{action}": {"post": {
         "summary": summary, "security": [{"bearer": []}],

@@ -1,12 +1,14 @@
 """``watchline serve``/``demo``: upgrade an embedded SQLite, build the service tree, run the reactor.
 
 SIGTERM and SIGINT stop the reactor; the 'before shutdown' trigger stops the service tree, so
-listeners close and in-flight database work finishes before the process exits.
+listeners close and in-flight database work finishes before the process exits. SIGHUP reloads the
+alarm rules file (a bad file is logged and the rules in force stay).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from watchline.config import Config
@@ -60,9 +62,26 @@ def run_server(config: Config, role: str = "all", demo: bool = False) -> int:
             start_demo(app, reactor)
 
     reactor.callWhenRunning(start)
+    _reload_rules_on_sighup(app, reactor)
     reactor.addSystemEventTrigger("before", "shutdown", lambda: app.stopService() if app.running else None)
     reactor.run()
     if failed:
         print(f"watchline: {failed[0].splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reload_rules_on_sighup(app, reactor) -> None:
+    if getattr(app, "engine", None) is None or not hasattr(signal, "SIGHUP"):
+        return
+    from alarms.rules import RulesError
+
+    def reload() -> None:
+        try:
+            rules = app.engine.reload_rules()
+        except RulesError as e:
+            log.error("SIGHUP: rules not reloaded, the old rules stay: %s", e)
+            return
+        log.info("SIGHUP: %d alarm rules loaded from %s", len(rules.rules), rules.source)
+
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(reload))

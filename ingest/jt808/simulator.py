@@ -7,6 +7,11 @@ authenticates with the code it was given (0x0102), then the fleet sends location
 a share ``alarm_ratio`` of them carrying an alarm. Every report's 0x8001 is matched to it by
 serial; the returned ``FleetStats`` has frames sent, acks, ack latency p50/p99 and errors.
 Terminals also answer platform commands (0x8203, 0x8300 with 0x0001; 0x8201 with 0x0201).
+
+For benchmarks, ``connect_fleet`` (same arguments, without the reporting ones) returns a connected
+``Fleet`` that runs several phases, each with its own FleetStats: ``report(rate, duration)`` is the
+open loop above, ``saturate(duration, window)`` a closed loop where each terminal sends its next
+report as soon as one of its ``window`` outstanding reports is answered; ``close()`` disconnects.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class FleetStats:
     errors: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     reports_per_s: float = 0.0
+    acked_per_s: float = 0.0  # acks received while the phase was sending (saturate: after its warm-up)
     ack_latency_p50_ms: float | None = None
     ack_latency_p99_ms: float | None = None
 
@@ -61,7 +67,7 @@ class FleetStats:
 
 
 class SimulatedTerminal(Protocol):
-    def __init__(self, fleet: _Fleet, identity: TerminalIdentity) -> None:
+    def __init__(self, fleet: Fleet, identity: TerminalIdentity) -> None:
         self.fleet = fleet
         self.identity = identity
         self.framer = Jt808Framer()
@@ -134,10 +140,12 @@ class SimulatedTerminal(Protocol):
                 sent = self.in_flight.pop(reply_serial, None)
                 if sent is None:
                     self.fleet.error("ack_for_unknown_serial")
-                elif result == m.RESULT_OK:
+                    return
+                if result == m.RESULT_OK:
                     self.fleet.acked(self.fleet.clock.seconds() - sent)
                 else:
                     self.fleet.stats.nacked += 1
+                self.fleet.report_answered(self)
             elif reply_id == m.AUTHENTICATE and reply_serial == self._auth_serial:
                 if result == m.RESULT_OK:
                     self.authenticated = True
@@ -165,7 +173,7 @@ class SimulatedTerminal(Protocol):
 
 
 class _TerminalFactory(ClientFactory):
-    def __init__(self, fleet: _Fleet, identity: TerminalIdentity) -> None:
+    def __init__(self, fleet: Fleet, identity: TerminalIdentity) -> None:
         self.fleet = fleet
         self.identity = identity
 
@@ -176,17 +184,23 @@ class _TerminalFactory(ClientFactory):
         self.fleet.error(f"connect_failed: {reason.getErrorMessage()}")
 
 
-class _Fleet:
-    def __init__(self, clock, seed: int | None) -> None:
+class Fleet:
+    """Connected simulated terminals; each ``report``/``saturate`` phase returns its own FleetStats."""
+
+    def __init__(self, clock, seed: int | None = None) -> None:
         self.clock = clock
         self.stats = FleetStats()
         self.ready: list[SimulatedTerminal] = []
         self.live: set[SimulatedTerminal] = set()
         self.stopping = False
+        self.saturating = False  # closed loop: every answered report is followed by the next one
         self.latencies: list[float] = []
         self._errors: Counter[str] = Counter()
+        self._connectors: list = []
         self.base_lat, self.base_lon = 22.543, 114.058  # Shenzhen
         self.random = random.Random(seed)
+        self._chooser = random.Random(None if seed is None else seed + 1)
+        self.alarm_ratio = 0.0
 
     def wall_clock(self) -> datetime:
         # Whole seconds: that is the BCD time's resolution, and it lets bcd_time cache.
@@ -205,21 +219,152 @@ class _Fleet:
             if slot < _LATENCY_SAMPLES:
                 self.latencies[slot] = latency
 
-    def finish(self, duration: float) -> FleetStats:
+    def report_answered(self, terminal: SimulatedTerminal) -> None:
+        if self.saturating and terminal.authenticated:
+            terminal.send_report(self.clock.seconds(), self.with_alarm())
+
+    def with_alarm(self) -> bool:
+        return self.alarm_ratio > 0 and self._chooser.random() < self.alarm_ratio
+
+    # --- phases ------------------------------------------------------------------------------
+
+    async def connect(self, host: str, port: int, count: int, version: int, first_phone: int,
+                      connect_rate: float, ready_timeout: float, tick: float) -> None:
+        reactor = self.clock
+        self.stats.terminals += count
+        for n in range(count):
+            identity = TerminalIdentity(str(first_phone + n), is_2019=version == 2019)
+            self._connectors.append(reactor.connectTCP(host, port, _TerminalFactory(self, identity), timeout=10))
+            if (n + 1) % max(1, int(connect_rate * tick)) == 0:
+                await _sleep(reactor, tick)
+        deadline = reactor.seconds() + ready_timeout
+        while len(self.ready) + sum(self._errors.values()) < count and reactor.seconds() < deadline:
+            await _sleep(reactor, tick)
+
+    def _begin_phase(self, alarm_ratio: float) -> None:
+        """Counters start again at zero; who is connected and authenticated carries over."""
+        old = self.stats
+        self.stats = FleetStats(terminals=old.terminals, connected=old.connected, authenticated=old.authenticated)
+        self._errors.clear()
+        self.latencies = []
+        self.alarm_ratio = alarm_ratio
+
+    async def report(self, rate: float, duration: float, alarm_ratio: float = 0.0, *, drain_timeout: float = 5.0,
+                     tick: float = 0.01, new_phase: bool = True) -> FleetStats:
+        """Open loop: ``rate`` reports per second in total, round-robin over the authenticated terminals."""
+        if rate <= 0 or duration <= 0 or not 0 <= alarm_ratio <= 1:
+            raise ValueError("rate > 0, duration > 0 and 0 <= alarm_ratio <= 1 are required")
+        if new_phase:
+            self._begin_phase(alarm_ratio)
+        self.alarm_ratio = alarm_ratio
+        reactor = self.clock
+        start = reactor.seconds()
+        sent = 0
+        turn = 0
+        while (now := reactor.seconds()) - start < duration:
+            due = int((now - start) * rate) - sent
+            ready = self.ready
+            if ready:
+                for _ in range(due):
+                    terminal = ready[turn % len(ready)]
+                    turn += 1
+                    terminal.send_report(now, self.with_alarm())
+                sent += max(due, 0)
+            await _sleep(reactor, tick)
+        elapsed = reactor.seconds() - start
+        acked_while_sending = self.stats.acked
+        await self._drain(drain_timeout, tick)
+        return self.finish(elapsed, acked_while_sending)
+
+    async def saturate(self, duration: float, window: int = 1, alarm_ratio: float = 0.0, *, warmup: float = 1.0,
+                       drain_timeout: float = 5.0, tick: float = 0.01) -> FleetStats:
+        """Closed loop: every authenticated terminal keeps ``window`` reports awaiting their ack, so the
+        fleet offers as much as the server answers. ``acked_per_s`` counts the acks after ``warmup``."""
+        if duration <= 0 or window < 1 or warmup < 0 or not 0 <= alarm_ratio <= 1:
+            raise ValueError("duration > 0, window >= 1, warmup >= 0 and 0 <= alarm_ratio <= 1 are required")
+        self._begin_phase(alarm_ratio)
+        reactor = self.clock
+        self.saturating = True
+        start = reactor.seconds()
+        for terminal in list(self.ready):
+            for _ in range(window):
+                terminal.send_report(start, self.with_alarm())
+        await _sleep(reactor, warmup)
+        measured_from, acked_before = reactor.seconds(), self.stats.acked
+        await _sleep(reactor, duration)
+        self.saturating = False
+        measured = reactor.seconds() - measured_from
+        acked_while_sending = self.stats.acked
+        await self._drain(drain_timeout, tick)
+        stats = self.finish(reactor.seconds() - start, acked_while_sending)
+        stats.acked_per_s = round((acked_while_sending - acked_before) / measured, 1) if measured > 0 else 0.0
+        return stats
+
+    async def _drain(self, timeout: float, tick: float) -> None:
+        reactor = self.clock
+        drain_until = reactor.seconds() + timeout
+        while any(t.in_flight for t in self.live) and reactor.seconds() < drain_until:
+            await _sleep(reactor, tick)
+
+    def finish(self, duration: float, acked_while_sending: int | None = None) -> FleetStats:
         stats = self.stats
-        stats.unacked += sum(len(t.in_flight) for t in self.live)
+        for terminal in self.live:  # what is still unanswered now is counted once, here
+            stats.unacked += len(terminal.in_flight)
+            terminal.in_flight.clear()
         stats.errors = dict(self._errors)
         stats.duration_s = round(duration, 3)
         stats.reports_per_s = round(stats.reports_sent / duration, 1) if duration > 0 else 0.0
+        if acked_while_sending is not None and duration > 0:
+            stats.acked_per_s = round(acked_while_sending / duration, 1)
         if self.latencies:
             ordered = sorted(self.latencies)
             stats.ack_latency_p50_ms = round(_percentile(ordered, 0.50) * 1000, 3)
             stats.ack_latency_p99_ms = round(_percentile(ordered, 0.99) * 1000, 3)
         return stats
 
+    async def close(self) -> None:
+        self.stopping = True
+        self.saturating = False
+        closed = [t.closed for t in self.live]
+        for connector in self._connectors:
+            connector.disconnect()
+        for waiting in closed:
+            await waiting
+
 
 def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _sleep(reactor, seconds: float) -> Deferred:
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def _check(version: int, count: int) -> None:
+    if version not in (2013, 2019):
+        raise ValueError(f"version must be 2013 or 2019, not {version}")
+    if count < 1:
+        raise ValueError("count >= 1 is required")
+
+
+async def connect_fleet(
+    reactor,
+    host: str,
+    port: int,
+    count: int,
+    version: int = 2013,
+    *,
+    first_phone: int = 13800000000,
+    connect_rate: float = 1000.0,
+    ready_timeout: float = 30.0,
+    tick: float = 0.01,
+    seed: int | None = None,
+) -> Fleet:
+    """Connect ``count`` terminals and wait until they are authenticated (or ``ready_timeout``)."""
+    _check(version, count)
+    fleet = Fleet(reactor, seed)
+    await fleet.connect(host, port, count, version, first_phone, connect_rate, ready_timeout, tick)
+    return fleet
 
 
 async def run_fleet(
@@ -245,44 +390,14 @@ async def run_fleet(
     is authenticated (or ``ready_timeout`` passed) and lasts ``duration`` seconds; acks still
     outstanding after a further ``drain_timeout`` count as ``unacked``.
     """
-    if version not in (2013, 2019):
-        raise ValueError(f"version must be 2013 or 2019, not {version}")
-    if count < 1 or rate <= 0 or duration <= 0 or not 0 <= alarm_ratio <= 1:
+    _check(version, count)
+    if rate <= 0 or duration <= 0 or not 0 <= alarm_ratio <= 1:
         raise ValueError("count >= 1, rate > 0, duration > 0 and 0 <= alarm_ratio <= 1 are required")
-    fleet = _Fleet(reactor, seed)
-    fleet.stats.terminals = count
-    chooser = random.Random(None if seed is None else seed + 1)
-    connectors = []
-    for n in range(count):
-        identity = TerminalIdentity(str(first_phone + n), is_2019=version == 2019)
-        connectors.append(reactor.connectTCP(host, port, _TerminalFactory(fleet, identity), timeout=10))
-        if (n + 1) % max(1, int(connect_rate * tick)) == 0:
-            await deferLater(reactor, tick, lambda: None)
-    deadline = reactor.seconds() + ready_timeout
-    while len(fleet.ready) + sum(fleet._errors.values()) < count and reactor.seconds() < deadline:
-        await deferLater(reactor, tick, lambda: None)
-    start = reactor.seconds()
-    sent = 0
-    turn = 0
-    while (now := reactor.seconds()) - start < duration:
-        due = int((now - start) * rate) - sent
-        ready = fleet.ready
-        if ready:
-            for _ in range(due):
-                terminal = ready[turn % len(ready)]
-                turn += 1
-                terminal.send_report(now, chooser.random() < alarm_ratio)
-            sent += max(due, 0)
-        await deferLater(reactor, tick, lambda: None)
-    elapsed = reactor.seconds() - start
-    drain_until = reactor.seconds() + drain_timeout
-    while any(t.in_flight for t in fleet.live) and reactor.seconds() < drain_until:
-        await deferLater(reactor, tick, lambda: None)
-    fleet.stopping = True
-    stats = fleet.finish(elapsed)
-    closed = [t.closed for t in fleet.live]
-    for connector in connectors:
-        connector.disconnect()
-    for waiting in closed:
-        await waiting
-    return stats
+    fleet = Fleet(reactor, seed)
+    try:
+        await fleet.connect(host, port, count, version, first_phone, connect_rate, ready_timeout, tick)
+        # One phase from the first connection on: registration frames count in frames_sent.
+        return await fleet.report(rate, duration, alarm_ratio, drain_timeout=drain_timeout, tick=tick,
+                                  new_phase=False)
+    finally:
+        await fleet.close()

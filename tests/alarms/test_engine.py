@@ -74,7 +74,7 @@ async def test_sos_opens_one_emergency_incident_in_escalated(system):
     assert (incident.plate, incident.alarm, incident.severity, incident.priority) == ("P1", "sos", "emergency", 0)
     full = await db.incidents.get(incident.id)
     assert [e.kind for e in full.timeline] == ["opened", "escalate"]
-    assert [k for k, _ in events][:2] == ["incident.opened", "incident.escalate"]
+    assert [k for k, _ in events][:2] == ["incident.opened", "incident.escalated"]
 
 
 @pytest_twisted.ensureDeferred

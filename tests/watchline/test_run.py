@@ -52,3 +52,40 @@ def test_serve_with_a_taken_port_exits_non_zero_with_one_line(tmp_path):
     assert proc.returncode != 0
     last = proc.stderr.decode().strip().splitlines()[-1]
     assert last == f"watchline: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use.", last
+
+
+def test_sighup_reloads_the_rules_and_keeps_them_on_a_bad_file(tmp_path):
+    api = free_port()
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "a"\nalarms = ["power_cut"]\nseverity = "emergency"\n')
+    env = dict(os.environ, WATCHLINE_API_LISTEN=f"tcp:{api}:interface=127.0.0.1", WATCHLINE_INGEST_JT808="",
+               WATCHLINE_INGEST_GT06="", WATCHLINE_SIP_LISTEN="", WATCHLINE_ALARMS_RULES=str(rules))
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "watchline", "serve"], cwd=tmp_path, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_for(text: str) -> None:
+        for _ in range(150):
+            if text in log.read_text():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not in {log.read_text()}")
+
+    try:
+        wait_for("Watchline running")
+        rules.write_text('[[rule]]\nname = "b"\nalarms = ["sos"]\nseverity = "panic"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for("rules not reloaded, the old rules stay")
+        rules.write_text('[[rule]]\nname = "c"\nalarms = ["sos"]\nseverity = "routine"\n'
+                         '[[rule]]\nname = "d"\nalarms = ["*"]\nseverity = "ignore"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for("SIGHUP: 2 alarm rules loaded")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
