@@ -218,3 +218,74 @@ async def test_gt06_over_tcp(system):
     assert len(found) == 1 and found[0]["time"] == "2011-05-27T09:53:35Z"
     assert (found[0]["lat"], found[0]["lon"]) == (pytest.approx(23.111710), pytest.approx(114.409202))
     term.transport.loseConnection()
+
+
+async def incidents(base: str, token: str, plate: str) -> list[dict]:
+    resp = await treq.get(f"{base}/api/v1/incidents?plate={plate}".encode(),
+                          headers={"Authorization": f"Bearer {token}"})
+    assert resp.code == 200
+    return json.loads(await resp.content())["incidents"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_alarms_over_tcp_become_incidents(system):
+    from datetime import datetime, timedelta, timezone
+
+    from ingest.gt06.framing import build_frame
+    from ingest.jt808.terminal import location_body
+
+    app, base, port, token = system
+    sos_car, door_car, gt06_car = "%E7%B2%A4B0001", "%E7%B2%A4B0002", "%E7%B2%A4B0003"
+    t_sos, t_other = Terminal(), Terminal()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), t_sos)
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), t_other)
+    seen = await register_and_authenticate(t_sos, TerminalIdentity("123456789012"), 0)
+    t_sos.transport.write(EXAMPLE_A * 3)  # SOS held over three reports: one emergency incident
+    await t_sos.replies_count(seen + 3)
+    (sos,) = await eventually(lambda: incidents(base, token, sos_car))
+    assert (sos["alarm"], sos["severity"], sos["state"], sos["priority"]) == ("sos", "emergency", "escalated", 0)
+
+    ident = TerminalIdentity("13912345678")
+    seen = await register_and_authenticate(t_other, ident, 0)
+    t0 = datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+
+    def location(i: int, alarm: int) -> bytes:
+        return ident.packet(m.LOCATION, location_body(lat=22.5, lon=114.0, time=t0 + timedelta(seconds=i),
+                                                      alarm=alarm))
+
+    t_other.transport.write(location(0, 1 << 31))  # illegal door open: routine
+    t_other.transport.write(b"".join(location(1 + i, 1 << 8) for i in range(50)))  # power cut held in 50 reports
+    seen += 51
+    await t_other.replies_count(seen, timeout=10)
+
+    async def both_escalated():
+        found = await incidents(base, token, door_car)
+        return found if len(found) == 2 and all(i["state"] == "escalated" for i in found) else None
+
+    found = {i["alarm"]: i for i in await eventually(both_escalated)}
+    assert found["illegal_door_open"]["severity"] == found["power_cut"]["severity"] == "routine"
+    assert found["power_cut"]["count"] == 1  # a held level alarm is raised once, not fifty times
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    power_cut = found["power_cut"]["id"]
+    for action, body in (("acknowledge", b""), ("resolve", b'{"outcome": "owner_handled"}')):
+        resp = await treq.post(f"{base}/api/v1/incidents/{power_cut}/{action}".encode(), body, headers=headers)
+        assert resp.code == 200, await resp.content()
+    t_other.transport.write(location(60, 0) + location(61, 1 << 8))  # cleared, then raised again
+    await t_other.replies_count(seen + 2)
+
+    async def reopened():
+        found = [i for i in await incidents(base, token, door_car) if i["alarm"] == "power_cut"]
+        return found if len(found) == 2 and {i["state"] for i in found} == {"resolved", "escalated"} else None
+
+    await eventually(reopened)
+
+    gt06 = RawGt06()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", app.gt06_port), gt06)
+    content = bytearray(GT06_ALARM[4:-6])  # the §8.5(a) alarm with its alarm byte set to 0x01 (SOS)
+    content[-2] = 0x01
+    gt06.transport.write(GT06_LOGIN + build_frame(0x16, bytes(content), 9))
+    (gt06_sos,) = await eventually(lambda: incidents(base, token, gt06_car))
+    assert (gt06_sos["alarm"], gt06_sos["severity"]) == ("sos", "emergency")
+    for term in (t_sos, t_other, gt06):
+        term.transport.loseConnection()
