@@ -28,6 +28,7 @@ from crm.incidents import NewIncident
 log = logging.getLogger(__name__)
 
 QUEUE = "watchline.alarms"
+LOCK_TTL = 10.0  # seconds; handling one report takes milliseconds
 
 
 class Notifier(Protocol):
@@ -51,7 +52,8 @@ class AlarmEngine(service.Service):
     name = "alarm-engine"
 
     def __init__(self, db, bus, live, clock, desk: IncidentDesk, rules: Rules | None = None,
-                 notifier: Notifier | None = None, rules_path: str = "", sweep_interval: float = 1.0) -> None:
+                 notifier: Notifier | None = None, rules_path: str = "", sweep_interval: float = 1.0,
+                 queue: str = QUEUE) -> None:
         self.db = db
         self.bus = bus
         self.live = live
@@ -61,7 +63,7 @@ class AlarmEngine(service.Service):
         self.rules_path = rules_path
         self.notifier = notifier or AgentOnlyNotifier(desk)
         self.sweep_interval = sweep_interval
-        self._held: dict[str, frozenset[str]] = {}
+        self.queue = queue
         self._tiers: dict[str, tuple[float, str]] = {}
         self._consumer = None
         self._sweeper: task.LoopingCall | None = None
@@ -73,7 +75,7 @@ class AlarmEngine(service.Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
-        self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=QUEUE, prefetch=1)
+        self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=self.queue, prefetch=1)
         self._sweeper = task.LoopingCall(lambda: Deferred.fromCoroutine(self._sweep()))
         self._sweeper.clock = self.clock
         self._sweeper.start(self.sweep_interval, now=True)
@@ -112,13 +114,13 @@ class AlarmEngine(service.Service):
                 log.warning("alarms %s from unknown terminal %s/%s not handled", report.alarms, report.protocol,
                             report.terminal_id)
             return
-        held = await self._held_for(report.plate)
-        if not report.alarms and not held:
-            return
-        lock = await self.live.acquire_lock(f"alarms:vehicle:{report.plate}", ttl=30)
-        if lock is None:
-            raise RuntimeError(f"vehicle {report.plate} is being handled by another worker")  # redelivered
+        held_key = f"alarms:held:{report.plate}"
+        if not report.alarms and not await self.live.get(held_key):
+            return  # nothing raised, nothing held that this report could clear
+        lock = await self._lock(report.plate)
         try:
+            # Read under the lock: another worker may have raised or cleared since.
+            held = frozenset(await self.live.get(held_key) or ())
             found, now_held = edges(report, held)
             for edge in found:
                 if edge.raised:
@@ -126,17 +128,24 @@ class AlarmEngine(service.Service):
                 else:
                     self.stats["cleared"] += 1
             if now_held != held:
-                self._held[report.plate] = now_held
-                await self.live.set(f"alarms:held:{report.plate}", sorted(now_held))
+                await self.live.set(held_key, sorted(now_held))
         finally:
             await self.live.release_lock(lock)
 
-    async def _held_for(self, plate: str) -> frozenset[str]:
-        held = self._held.get(plate)
-        if held is None:
-            stored = await self.live.get(f"alarms:held:{plate}")
-            held = self._held[plate] = frozenset(stored or ())
-        return held
+    async def _lock(self, plate: str):
+        """The vehicle's lock, waited for: another worker holds it for milliseconds, or a dead worker
+        until it expires (LOCK_TTL). Waiting keeps this vehicle's reports in order here."""
+        name = f"alarms:vehicle:{plate}"
+        deadline = self.clock.seconds() + LOCK_TTL * 2
+        delay = 0.005
+        while True:
+            lock = await self.live.acquire_lock(name, ttl=LOCK_TTL)
+            if lock is not None:
+                return lock
+            if self.clock.seconds() > deadline:
+                raise RuntimeError(f"vehicle {plate}: lock still held after {LOCK_TTL * 2:g} s")  # redelivered
+            await task.deferLater(self.clock, delay, lambda: None)
+            delay = min(delay * 2, 0.25)
 
     async def _tier(self, plate: str) -> str:
         now = self.clock.seconds()

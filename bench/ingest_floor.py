@@ -48,6 +48,9 @@ class FloorProtocol(Protocol):
     def __init__(self) -> None:
         self._pending = b""
 
+    def connectionMade(self) -> None:
+        self.transport.setTcpNoDelay(True)  # as the real server does: acks are awaited one by one
+
     def dataReceived(self, data: bytes) -> None:
         pieces = (self._pending + data).split(b"\x7e")
         self._pending = pieces.pop()

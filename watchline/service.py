@@ -70,7 +70,7 @@ class Watchline(service.MultiService):
                              config.ingest.position_flush_interval).setServiceParent(self)
             self.engine = AlarmEngine(self.db, self.bus, self.live, reactor, self.desk,
                                       rules=load_rules(config.alarms.rules), notifier=self._notifier(),
-                                      rules_path=config.alarms.rules)
+                                      rules_path=config.alarms.rules, queue=f"{config.mq.exchange}.alarms")
             self.engine.setServiceParent(self)
         if self.wants("api") and config.api.listen:
             from api.app import WatchlineApi

@@ -209,6 +209,9 @@ class Fleet:
     def error(self, kind: str) -> None:
         self._errors[kind] += 1
 
+    def errors_so_far(self) -> dict[str, int]:
+        return dict(self._errors)
+
     def acked(self, latency: float) -> None:
         self.stats.acked += 1
         # Reservoir sampling keeps the percentiles honest without unbounded memory.
