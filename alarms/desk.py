@@ -52,8 +52,10 @@ class IncidentDesk:
         except Exception as e:  # the change is committed; a missed live event must not undo it
             log.warning("incident %s %s not published: %s", incident.id, event, e)
 
-    async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, **changes) -> Incident:
-        incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data, **changes)
+    async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, timeline: bool = False,
+                     **changes) -> Incident:
+        incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data,
+                                                      with_timeline=timeline, **changes)
         await self.publish(incident.state, incident)  # incident.escalated, incident.acknowledged, ...
         return incident
 
@@ -80,7 +82,8 @@ class IncidentDesk:
     # -- agents -------------------------------------------------------------------------------
     async def acknowledge(self, incident_id: int, user: str) -> Incident:
         due = self.now() + timedelta(seconds=self.ack_timeout)
-        return await self._apply(incident_id, "acknowledge", user, f"taken by {user}", assignee=user, due_at=due)
+        return await self._apply(incident_id, "acknowledge", user, f"taken by {user}", timeline=True, assignee=user,
+                                 due_at=due)
 
     async def resolve(self, incident_id: int, user: str, outcome: str, note: str | None = None) -> Incident:
         if outcome not in OUTCOMES:
@@ -88,7 +91,7 @@ class IncidentDesk:
         if outcome == "other" and not (note or "").strip():
             raise IncidentStateError("a note is required when the outcome is other")
         incident = await self._apply(incident_id, "resolve", user, f"resolved: {outcome}" + (f" — {note}" if note else ""),
-                                     {"outcome": outcome}, outcome=outcome, note=note)
+                                     {"outcome": outcome}, timeline=True, outcome=outcome, note=note)
         await self._confirm_on_terminal(incident)
         return incident
 

@@ -23,16 +23,22 @@ from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
 from alarms.rules import Rules, RulesError, load_rules
-from crm.incidents import NewIncident
+from crm.incidents import FirstStep, NewIncident
 
 log = logging.getLogger(__name__)
 
 QUEUE = "watchline.alarms"
+EMERGENCY_TEXT = "emergency: straight to the agent queue"
 LOCK_TTL = 10.0  # seconds; handling one report takes milliseconds
+PREFETCH = 64  # reports in hand at once (different vehicles' run concurrently)
 
 
 class Notifier(Protocol):
-    """Runs a routine incident's policy (dialling the owner...) and reports back through the desk."""
+    """Runs a routine incident's policy (dialling the owner...) and reports back through the desk.
+    A notifier that would only escalate says so in ``escalates_at_once`` (the reason), and the engine
+    escalates the incident in the transaction that opens it."""
+
+    escalates_at_once: str | None
 
     def start(self, incident: Incident) -> None: ...
 
@@ -40,12 +46,13 @@ class Notifier(Protocol):
 class AgentOnlyNotifier:
     """Without telephony, a routine incident goes to the agent queue at once, saying why."""
 
+    escalates_at_once = "no telephony configured: to the agent queue instead of calling the owner"
+
     def __init__(self, desk: IncidentDesk) -> None:
         self.desk = desk
 
     def start(self, incident: Incident) -> None:
-        Deferred.fromCoroutine(self.desk.escalate(
-            incident.id, "no telephony configured: to the agent queue instead of calling the owner"))
+        Deferred.fromCoroutine(self.desk.escalate(incident.id, self.escalates_at_once))
 
 
 class AlarmEngine(service.Service):
@@ -64,6 +71,7 @@ class AlarmEngine(service.Service):
         self.notifier = notifier or AgentOnlyNotifier(desk)
         self.sweep_interval = sweep_interval
         self.queue = queue
+        self._tails: dict[str, Deferred[None]] = {}  # per vehicle: the last report being handled
         self._tiers: dict[str, tuple[float, str]] = {}
         self._consumer = None
         self._sweeper: task.LoopingCall | None = None
@@ -75,7 +83,8 @@ class AlarmEngine(service.Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
-        self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=self.queue, prefetch=1)
+        self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=self.queue,
+                                                       prefetch=PREFETCH)
         self._sweeper = task.LoopingCall(lambda: Deferred.fromCoroutine(self._sweep()))
         self._sweeper.clock = self.clock
         self._sweeper.start(self.sweep_interval, now=True)
@@ -108,16 +117,32 @@ class AlarmEngine(service.Service):
     async def _on_report(self, routing_key: str, message: dict[str, Any]) -> None:
         report = Report.from_message(message)
         self.stats["reports"] += 1
-        if report.plate is None:
+        plate = report.plate
+        if plate is None:
             if report.alarms:
                 self.stats["unknown_vehicle"] += 1
                 log.warning("alarms %s from unknown terminal %s/%s not handled", report.alarms, report.protocol,
                             report.terminal_id)
             return
-        held_key = f"alarms:held:{report.plate}"
+        # Up to PREFETCH reports are handled at once, but one vehicle's strictly in delivery order:
+        # each waits for the one before it of the same vehicle.
+        previous = self._tails.get(plate)
+        mine: Deferred[None] = Deferred()
+        self._tails[plate] = mine
+        try:
+            if previous is not None:
+                await previous
+            await self._handle(report, plate)
+        finally:
+            if self._tails.get(plate) is mine:
+                del self._tails[plate]
+            mine.callback(None)
+
+    async def _handle(self, report: Report, plate: str) -> None:
+        held_key = f"alarms:held:{plate}"
         if not report.alarms and not await self.live.get(held_key):
             return  # nothing raised, nothing held that this report could clear
-        lock = await self._lock(report.plate)
+        lock = await self._lock(plate)
         try:
             # Read under the lock: another worker may have raised or cleared since.
             held = frozenset(await self.live.get(held_key) or ())
@@ -152,8 +177,7 @@ class AlarmEngine(service.Service):
         hit = self._tiers.get(plate)
         if hit is not None and hit[0] > now:
             return hit[1]
-        vehicle = await self.db.vehicles.get_by_plate(plate)
-        tier = vehicle.tier if vehicle is not None else "normal"
+        tier = await self.db.vehicles.tier_of(plate) or "normal"
         self._tiers[plate] = (now + 60.0, tier)
         return tier
 
@@ -167,21 +191,31 @@ class AlarmEngine(service.Service):
             return
         now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
         serial = report.raw_alarms.get("jt808_serial")
+        if cls.severity == "emergency":
+            first = FirstStep("escalate", "engine", EMERGENCY_TEXT, {"priority": 0})
+        elif getattr(self.notifier, "escalates_at_once", None):
+            first = FirstStep("escalate", "engine", self.notifier.escalates_at_once)
+        else:
+            first = None
         incident, created = await self.db.incidents.open_or_join(NewIncident(
             plate=report.plate, alarm=alarm, severity=cls.severity, priority=cls.priority, tier=tier,
             policy=dict(snapshot(cls.policy), rule=cls.rule), time=report.time, terminal_protocol=report.protocol,
             terminal_id=report.terminal_id, alarm_serial=serial if isinstance(serial, int) else None,
-            lat=fix.lat if fix else None, lon=fix.lon if fix else None), now)
+            lat=fix.lat if fix else None, lon=fix.lon if fix else None), now, first)
         if not created:
             self.stats["joined"] += 1
             return
         self.stats["opened"] += 1
         await self.desk.publish("opened", incident)
-        await self._continue(incident)
+        if first is not None:
+            await self.desk.publish(incident.state, incident)
+        else:
+            self.notifier.start(incident)
 
     async def _continue(self, incident: Incident) -> None:
+        """An incident found open or notifying after a restart: take it up again."""
         if incident.severity == "emergency":
-            await self.desk.escalate(incident.id, "emergency: straight to the agent queue", priority=0)
+            await self.desk.escalate(incident.id, EMERGENCY_TEXT, priority=0)
         else:
             self.notifier.start(incident)
 

@@ -124,7 +124,7 @@ class IncidentsResource:
             raise ApiError(404, "not_found", str(e).strip("'")) from None
         except IncidentStateError as e:
             raise ApiError(409, "conflict", str(e)) from None
-        return json_response(request, incident.to_json())
+        return json_response(request, (await self.db.incidents.get(incident.id) or incident).to_json())
 
 
 OPENAPI_PATHS = {

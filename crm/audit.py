@@ -22,6 +22,9 @@ class AuditEntry:
     details: dict[str, Any] | None
 
 
+_INSERT = audit_log.insert()  # built once: SQLAlchemy caches its compiled form
+
+
 class AuditStore:
     def __init__(self, db) -> None:
         self.db = db
@@ -30,10 +33,17 @@ class AuditStore:
     def insert(conn: sa.Connection, actor: str, action: str, object_type: str, object_id: Any = None,
                details: dict[str, Any] | None = None, time: datetime | None = None) -> None:
         """Append inside a caller's transaction, so the audit row commits with the change it records."""
-        conn.execute(audit_log.insert().values(
-            time=time or datetime.now(timezone.utc), actor=actor, action=action, object_type=object_type,
-            object_id=None if object_id is None else str(object_id), details=details,
-        ))
+        conn.execute(_INSERT, {
+            "time": time or datetime.now(timezone.utc), "actor": actor, "action": action, "object_type": object_type,
+            "object_id": None if object_id is None else str(object_id), "details": details})
+
+    @staticmethod
+    def insert_many(conn: sa.Connection, entries: list[tuple[str, str, str, Any, dict[str, Any] | None]],
+                    time: datetime) -> None:
+        """Several ``(actor, action, object_type, object_id, details)`` rows in one statement."""
+        conn.execute(_INSERT, [{"time": time, "actor": actor, "action": action, "object_type": object_type,
+                                "object_id": None if object_id is None else str(object_id), "details": details}
+                               for actor, action, object_type, object_id, details in entries])
 
     async def record(self, actor: str, action: str, object_type: str, object_id: Any = None,
                      details: dict[str, Any] | None = None) -> None:

@@ -1,19 +1,19 @@
 """``db.incidents``: incidents and their timelines; state changes go through the transition table.
 
-``open_or_join`` is the one place incidents are created: inside a savepoint it inserts a row whose
-``open_key`` (plate|alarm) is unique while unresolved, so a concurrent worker's insert fails and
-joins the incident instead. ``transition`` applies ``alarms.incident.TRANSITIONS`` and writes the
-timeline entry and the audit row in the same transaction.
+``open_or_join`` is the one place incidents are created: one ``INSERT … ON CONFLICT (open_key) DO
+UPDATE`` either inserts the incident or counts the repeat on the open one — ``open_key`` (plate|alarm)
+is unique while unresolved — so two workers can never open two incidents for one vehicle and alarm.
+``transition`` applies ``alarms.incident.TRANSITIONS`` and writes the timeline entry and the audit row
+in the same transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 
 from alarms.incident import Incident, TimelineEntry, next_state
 from crm.audit import AuditStore
@@ -36,58 +36,103 @@ class NewIncident:
     lon: float | None = None
 
 
+@dataclass(frozen=True)
+class FirstStep:
+    """A transition applied to a new incident in the transaction that opens it."""
+
+    event: str
+    actor: str
+    text: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+# Built once, so SQLAlchemy reuses their compiled form on the engine's hot path.
+_INSERT_EVENT = incident_events.insert()
+_JOIN = (incidents.update().where(incidents.c.open_key == sa.bindparam("b_key"))
+         .values(count=incidents.c.count + 1,
+                 last_seen_at=sa.bindparam("b_now", type_=incidents.c.last_seen_at.type),
+                 alarm_serial=sa.func.coalesce(sa.bindparam("b_serial", type_=sa.Integer), incidents.c.alarm_serial))
+         .returning(*incidents.c))
+_OPEN_OR_JOIN: dict[str, Any] = {}
+
+
+def _open_or_join_statement(dialect: str):
+    """INSERT the incident, or — when one is open for the same plate|alarm — count the repeat on it."""
+    statement = _OPEN_OR_JOIN.get(dialect)
+    if statement is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(incidents)
+        statement = _OPEN_OR_JOIN[dialect] = insert.on_conflict_do_update(
+            index_elements=[incidents.c.open_key],
+            set_={"count": incidents.c.count + 1, "last_seen_at": insert.excluded.last_seen_at,
+                  "alarm_serial": sa.func.coalesce(insert.excluded.alarm_serial, incidents.c.alarm_serial)},
+        ).returning(*incidents.c)
+    return statement
+
+
 class IncidentsStore:
     def __init__(self, db) -> None:
         self.db = db
 
-    async def open_or_join(self, new: NewIncident, now: datetime) -> tuple[Incident, bool]:
-        """The open incident for (plate, alarm), created if there is none; True when created."""
+    async def open_or_join(self, new: NewIncident, now: datetime,
+                           first: FirstStep | None = None) -> tuple[Incident, bool]:
+        """The open incident for (plate, alarm), created if there is none; True when created.
+        A created incident takes ``first`` (e.g. escalate) in the same transaction."""
         key = f"{new.plate}|{new.alarm}"
 
         def _thd(conn):
-            for _ in range(3):
-                row = conn.execute(sa.select(incidents).where(incidents.c.open_key == key)).first()
-                if row is not None:
-                    conn.execute(incidents.update().where(incidents.c.id == row.id).values(
-                        count=incidents.c.count + 1, last_seen_at=now, alarm_serial=new.alarm_serial or row.alarm_serial))
-                    return self._load(conn, row.id), False
-                try:
-                    with conn.begin_nested():
-                        incident_id = conn.execute(incidents.insert().values(
-                            plate=new.plate, alarm=new.alarm, severity=new.severity, priority=new.priority,
-                            tier=new.tier, state="open", policy=new.policy, step=0, count=1, open_key=key,
-                            opened_at=now, updated_at=now, last_seen_at=now, terminal_protocol=new.terminal_protocol,
-                            terminal_id=new.terminal_id, alarm_serial=new.alarm_serial, lat=new.lat, lon=new.lon,
-                        )).inserted_primary_key[0]
-                except exc.IntegrityError:
-                    continue  # another worker opened it a moment ago: join theirs
-                self._event(conn, incident_id, now, "engine", "opened",
-                            f"{new.alarm} on {new.plate} ({new.severity}, {new.tier})",
-                            {"alarm_time": new.time.isoformat(), "lat": new.lat, "lon": new.lon})
-                AuditStore.insert(conn, "engine", "incident_opened", "incident", incident_id,
-                                  {"plate": new.plate, "alarm": new.alarm}, now)
-                return self._load(conn, incident_id), True
-            raise RuntimeError(f"could not open or join the incident for {key}")
+            row = conn.execute(_JOIN, {"b_key": key, "b_now": now, "b_serial": new.alarm_serial}).first()
+            if row is not None:  # the common case, a repeat: the cheaper statement
+                return self._model_from_row(row, ()), False
+            values = dict(
+                plate=new.plate, alarm=new.alarm, severity=new.severity, priority=new.priority, tier=new.tier,
+                state="open", policy=new.policy, step=0, count=1, open_key=key, opened_at=now, updated_at=now,
+                last_seen_at=now, due_at=None, resolved_at=None, assignee=None, outcome=None, note=None,
+                terminal_protocol=new.terminal_protocol, terminal_id=new.terminal_id,
+                alarm_serial=new.alarm_serial, lat=new.lat, lon=new.lon)
+            if first is not None:
+                values.update(first.changes, state=next_state("open", first.event))
+            # One statement opens or joins, atomically even between workers (INSERT … ON CONFLICT).
+            row = conn.execute(_open_or_join_statement(conn.dialect.name), values).one()
+            if row.count > 1:
+                return self._model_from_row(row, ()), False
+            entries = [TimelineEntry(now, "engine", "opened", f"{new.alarm} on {new.plate} ({new.severity}, "
+                                     f"{new.tier})", {"alarm_time": new.time.isoformat(), "lat": new.lat,
+                                                     "lon": new.lon})]
+            audits = [("engine", "incident_opened", {"plate": new.plate, "alarm": new.alarm})]
+            if first is not None:
+                kind = "notifying" if first.event == "notify" else first.event  # as transition() writes it
+                entries.append(TimelineEntry(now, first.actor, kind, first.text, None))
+                audits.append((first.actor, f"incident_{first.event}",
+                               {"from": "open", "to": row.state, "note": first.text}))
+            conn.execute(_INSERT_EVENT, [{"incident_id": row.id, "time": e.time, "actor": e.actor, "kind": e.kind,
+                                          "text": e.text, "data": e.data} for e in entries])
+            AuditStore.insert_many(conn, [(actor, action, "incident", row.id, details)
+                                          for actor, action, details in audits], now)
+            return self._model_from_row(row, tuple(entries)), True
 
         return await self.db.pool.do(_thd)
 
     async def transition(self, incident_id: int, event: str, actor: str, text: str, now: datetime,
-                         data: dict[str, Any] | None = None, **changes: Any) -> Incident:
-        """Apply ``event`` (raises IncidentStateError if not allowed; LookupError if no such incident)."""
+                         data: dict[str, Any] | None = None, with_timeline: bool = True, **changes: Any) -> Incident:
+        """Apply ``event`` (raises IncidentStateError if not allowed; LookupError if no such incident).
+        The incident comes back with its timeline unless ``with_timeline`` is False (the engine's path)."""
 
         def _thd(conn):
             row = conn.execute(_for_update(sa.select(incidents).where(incidents.c.id == incident_id), conn)).first()
             if row is None:
                 raise LookupError(f"no incident {incident_id}")
-            state = next_state(row.state, event)
+            before, state = row.state, next_state(row.state, event)
             values = dict(changes, state=state, updated_at=now)
             if state == "resolved":
                 values.update(open_key=None, resolved_at=now, due_at=None)
-            conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+            row = conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values)
+                               .returning(*incidents.c)).one()
             self._event(conn, incident_id, now, actor, event if event != "notify" else "notifying", text, data)
             AuditStore.insert(conn, actor, f"incident_{event}", "incident", incident_id,
-                              {"from": row.state, "to": state, **({"note": text} if text else {})}, now)
-            return self._load(conn, incident_id)
+                              {"from": before, "to": state, **({"note": text} if text else {})}, now)
+            return self._load(conn, incident_id) if with_timeline else self._model_from_row(row, ())
 
         return await self.db.pool.do(_thd)
 
@@ -152,9 +197,10 @@ class IncidentsStore:
         return await self.db.pool.do(_thd)
 
     @staticmethod
-    def _event(conn, incident_id: int, now: datetime, actor: str, kind: str, text: str, data) -> None:
-        conn.execute(incident_events.insert().values(incident_id=incident_id, time=now, actor=actor, kind=kind,
-                                                     text=text, data=data))
+    def _event(conn, incident_id: int, now: datetime, actor: str, kind: str, text: str, data) -> TimelineEntry:
+        conn.execute(_INSERT_EVENT, {"incident_id": incident_id, "time": now, "actor": actor, "kind": kind,
+                                     "text": text, "data": data})
+        return TimelineEntry(now, actor, kind, text, data)
 
     @classmethod
     def _load(cls, conn, incident_id: int) -> Incident | None:

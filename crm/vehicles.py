@@ -229,6 +229,14 @@ class VehiclesStore:
 
         return await self.db.pool.do(_thd)
 
+    async def tier_of(self, plate: str) -> str | None:
+        """Just the vehicle's tier (the alarm engine asks for every new plate it sees)."""
+
+        def _thd(conn):
+            return conn.execute(sa.select(vehicles.c.tier).where(vehicles.c.plate == plate)).scalar()
+
+        return await self.db.pool.do(_thd)
+
     async def search(self, q: str, limit: int = 50) -> list[Vehicle]:
         """Plate, owner name or phone, as an agent types it: exact, prefix and partial matches,
         best first."""

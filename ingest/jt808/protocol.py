@@ -117,7 +117,9 @@ class Jt808Protocol(Protocol):
             if not items:
                 return
             self._queue.extend(items)
-            self._queued_bytes += sum(len(item) for item in items if isinstance(item, bytes))
+            for item in items:
+                if isinstance(item, bytes):
+                    self._queued_bytes += len(item)
             if self._queued_bytes > self.factory.limits.max_buffer_bytes and not self._paused:
                 self._paused = True
                 self.transport.pauseProducing()
@@ -208,7 +210,10 @@ class Jt808Protocol(Protocol):
                     self._ack(header, m.RESULT_OK)
                 return
         try:
-            await self._dispatch(header, body)
+            if header.msg_id == m.LOCATION and self._speaks_for_session(header):
+                await self._location(header, body)  # most frames: one coroutine fewer than _dispatch
+            else:
+                await self._dispatch(header, body)
         except m.BodyError as exc:
             self._ack(header, m.RESULT_MESSAGE_ERROR)
             self._bad_frame(f"msg 0x{header.msg_id:04X}: {exc}")

@@ -42,6 +42,7 @@ _ALARMS = (
     (1 << 29, ()),  # collision
 )
 _LATENCY_SAMPLES = 200_000
+_ITEMS = ((0x01, b"\x00\x01\xe2\x40"), (0x30, b"\x1a"), (0x31, b"\x0c"))  # mileage, signal, satellites
 
 
 @dataclass
@@ -113,7 +114,7 @@ class SimulatedTerminal(Protocol):
             alarm=alarm,
             speed_kmh=rnd.uniform(0, 90),
             course=rnd.randrange(360),
-            items=[(0x01, b"\x00\x01\xe2\x40"), (0x30, b"\x1a"), (0x31, b"\x0c"), *items],
+            items=_ITEMS + items if items else _ITEMS,
         )
         self.in_flight[self._send(m.LOCATION, body)] = now
         fleet.stats.reports_sent += 1
@@ -201,10 +202,14 @@ class Fleet:
         self.random = random.Random(seed)
         self._chooser = random.Random(None if seed is None else seed + 1)
         self.alarm_ratio = 0.0
+        self._second, self._now = -1, datetime.fromtimestamp(0, timezone.utc)
 
     def wall_clock(self) -> datetime:
         # Whole seconds: that is the BCD time's resolution, and it lets bcd_time cache.
-        return datetime.fromtimestamp(int(self.clock.seconds()), timezone.utc)
+        second = int(self.clock.seconds())
+        if second != self._second:
+            self._second, self._now = second, datetime.fromtimestamp(second, timezone.utc)
+        return self._now
 
     def error(self, kind: str) -> None:
         self._errors[kind] += 1

@@ -9,6 +9,7 @@ time as BCD in Beijing time (GMT+8).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -39,7 +40,7 @@ def location_body(
     altitude: int = 0,
     speed_kmh: float = 0.0,
     course: int = 0,
-    items: list[tuple[int, bytes]] | None = None,
+    items: Sequence[tuple[int, bytes]] | None = None,
 ) -> bytes:
     """A 0x0200 body; the hemisphere bits of ``status`` are set from the signs of lat/lon."""
     status &= ~(STATUS_SOUTH | STATUS_WEST)

@@ -9,7 +9,7 @@ from twisted.internet import reactor, task
 from alarms.report import Fix, Report
 from crm.db import Database
 from crm.migrate import upgrade
-from ingest.pipeline import IngestPipeline, report_routing_key
+from ingest.pipeline import IngestPipeline, report_message, report_routing_key
 from ingest.recorder import PositionRecorder
 from tests.crm.storage_contract import rows
 from watchline.live.memory import MemoryLiveState
@@ -40,6 +40,39 @@ def report(i: int, terminal: str = "123", **kw) -> Report:
 
 def test_routing_key_keeps_topic_words_safe():
     assert report_routing_key(report(0, "a.b#c")) == "report.jt808.a_b_c"
+
+
+def decoded_reports() -> list[Report]:
+    """Reports as the JT/T 808 decoder builds them: items, nested extras, alarms, no fix, bad time."""
+    from ingest.jt808.location import decode_location
+    from ingest.jt808.terminal import location_body
+
+    when = datetime(2026, 5, 1, 8, 30, tzinfo=timezone(timedelta(hours=8)))
+    received = datetime(2026, 5, 1, 0, 30, 1, 250000, tzinfo=timezone.utc)
+    bodies = [
+        location_body(lat=22.5, lon=114.0, time=when, speed_kmh=42.5, course=270,
+                      items=[(0x01, b"\x00\x01\xe2\x40"), (0x30, b"\x1a"), (0x31, b"\x0c")]),
+        location_body(lat=-33.9, lon=-70.6, time=when, alarm=1 << 20 | 1,
+                      items=[(0x12, b"\x01\x00\x00\x00\x07\x01"), (0x05, bytes(range(30))), (0xE1, b"\xab")]),
+        location_body(lat=95.0, lon=114.0, time=when)[:22] + b"\x99\x13\x45\x00\x00\x00",  # no fix, bad time
+    ]
+    return [decode_location(b, terminal_id="13800000000", serial=n, received_at=received) for n, b in enumerate(bodies)]
+
+
+@pytest.mark.parametrize("plate", [None, "粤B12345"])
+def test_report_message_is_to_message_with_the_plate(plate):
+    beijing = timezone(timedelta(hours=8))
+    reports = decoded_reports() + [
+        report(3), report(4, alarms=("sos", "overspeed"), extras={"a": [1, {"b": 2}]}),
+        report(5, received_at=datetime(2026, 5, 1, 8, tzinfo=beijing)),  # whole second, not UTC
+        Report("jt808", "1", datetime(2026, 5, 1, 8, 0, 0, 5, tzinfo=beijing), None),
+    ]
+    assert reports[2].fix is None and "time_invalid" in reports[2].extras
+    for r in reports:
+        message = report_message(r, plate)
+        assert message == r.with_plate(plate).to_message()
+        assert list(message) == list(r.to_message())  # same keys in the same order: same JSON text
+        assert Report.from_message(message) == r.with_plate(plate)
 
 
 @pytest_twisted.ensureDeferred
