@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 QUEUE = "watchline.alarms"
 EMERGENCY_TEXT = "emergency: straight to the agent queue"
 LOCK_TTL = 10.0  # seconds; handling one report takes milliseconds
+TIER_REFRESH = 60.0  # seconds between reloads of every vehicle's tier
 PREFETCH = 64  # reports in hand at once (different vehicles' run concurrently)
 
 
@@ -72,9 +73,10 @@ class AlarmEngine(service.Service):
         self.sweep_interval = sweep_interval
         self.queue = queue
         self._tails: dict[str, Deferred[None]] = {}  # per vehicle: the last report being handled
-        self._tiers: dict[str, tuple[float, str]] = {}
+        self._tiers: dict[str, str] = {}  # plate -> tier, all vehicles, refreshed every TIER_REFRESH s
         self._consumer = None
         self._sweeper: task.LoopingCall | None = None
+        self._tier_refresh: task.LoopingCall | None = None
         self.stats = {"reports": 0, "raised": 0, "opened": 0, "joined": 0, "cleared": 0, "unknown_vehicle": 0}
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -83,8 +85,12 @@ class AlarmEngine(service.Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
+        await self._refresh_tiers()
         self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=self.queue,
                                                        prefetch=PREFETCH)
+        self._tier_refresh = task.LoopingCall(lambda: Deferred.fromCoroutine(self._refresh_tiers()))
+        self._tier_refresh.clock = self.clock
+        self._tier_refresh.start(TIER_REFRESH, now=False)
         self._sweeper = task.LoopingCall(lambda: Deferred.fromCoroutine(self._sweep()))
         self._sweeper.clock = self.clock
         self._sweeper.start(self.sweep_interval, now=True)
@@ -94,8 +100,9 @@ class AlarmEngine(service.Service):
 
     def stopService(self):
         super().stopService()
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+        for loop in (self._sweeper, self._tier_refresh):
+            if loop is not None and loop.running:
+                loop.stop()
         if self._consumer is not None:
             return Deferred.fromCoroutine(self._consumer.stop_consuming())
         return None
@@ -173,13 +180,16 @@ class AlarmEngine(service.Service):
             delay = min(delay * 2, 0.25)
 
     async def _tier(self, plate: str) -> str:
-        now = self.clock.seconds()
-        hit = self._tiers.get(plate)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        tier = await self.db.vehicles.tier_of(plate) or "normal"
-        self._tiers[plate] = (now + 60.0, tier)
+        tier = self._tiers.get(plate)
+        if tier is None:  # a vehicle added since the last refresh
+            tier = self._tiers[plate] = await self.db.vehicles.tier_of(plate) or "normal"
         return tier
+
+    async def _refresh_tiers(self) -> None:
+        try:
+            self._tiers = await self.db.vehicles.tiers()
+        except Exception as e:  # keep the tiers we have; the next refresh tries again
+            log.error("vehicle tiers not refreshed: %s", e)
 
     async def _raise(self, report: Report, alarm: str) -> None:
         self.stats["raised"] += 1

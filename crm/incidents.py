@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from alarms.incident import Incident, TimelineEntry, next_state
 from crm.audit import AuditStore
@@ -37,6 +39,14 @@ class NewIncident:
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """What ``open_or_join`` returns for a repeat of an open incident: its id and its new count."""
+
+    id: int
+    count: int
+
+
+@dataclass(frozen=True)
 class FirstStep:
     """A transition applied to a new incident in the transaction that opens it."""
 
@@ -48,11 +58,15 @@ class FirstStep:
 
 # Built once, so SQLAlchemy reuses their compiled form on the engine's hot path.
 _INSERT_EVENT = incident_events.insert()
-_JOIN = (incidents.update().where(incidents.c.open_key == sa.bindparam("b_key"))
-         .values(count=incidents.c.count + 1,
-                 last_seen_at=sa.bindparam("b_now", type_=incidents.c.last_seen_at.type),
-                 alarm_serial=sa.func.coalesce(sa.bindparam("b_serial", type_=sa.Integer), incidents.c.alarm_serial))
-         .returning(*incidents.c))
+GROUP_MAX = 200  # open_or_join calls per transaction
+_OPEN_BY_KEY = sa.select(incidents.c.open_key, incidents.c.id).where(
+    incidents.c.open_key.in_(sa.bindparam("b_keys", expanding=True)))
+_COUNT_REPEATS = (incidents.update().where(incidents.c.id == sa.bindparam("b_id"))
+                  .values(count=incidents.c.count + sa.bindparam("b_n", type_=sa.Integer),
+                          last_seen_at=sa.bindparam("b_now", type_=incidents.c.last_seen_at.type),
+                          alarm_serial=sa.func.coalesce(sa.bindparam("b_serial", type_=sa.Integer),
+                                                        incidents.c.alarm_serial)))
+_COUNTS = sa.select(incidents.c.id, incidents.c.count).where(incidents.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 _OPEN_OR_JOIN: dict[str, Any] = {}
 
 
@@ -74,45 +88,106 @@ def _open_or_join_statement(dialect: str):
 class IncidentsStore:
     def __init__(self, db) -> None:
         self.db = db
+        self._pending: list[tuple[NewIncident, datetime, FirstStep | None, Deferred]] = []
+        self._flushing = False
 
     async def open_or_join(self, new: NewIncident, now: datetime,
-                           first: FirstStep | None = None) -> tuple[Incident, bool]:
-        """The open incident for (plate, alarm), created if there is none; True when created.
-        A created incident takes ``first`` (e.g. escalate) in the same transaction."""
+                           first: FirstStep | None = None) -> tuple[Incident | Repeat, bool]:
+        """The incident opened for (plate, alarm) and True; or, when one is open, the repeat counted on
+        it (a ``Repeat``) and False.
+        A created incident takes ``first`` (e.g. escalate) in the same transaction.
+
+        Calls made while the database is busy are grouped into one transaction (group commit): under
+        load the engine's many small writes cost one thread hand-off and one commit per group. If a
+        group fails, its calls are tried again one by one, so one bad call fails alone."""
+        waiter: Deferred[tuple[Incident | Repeat, bool]] = Deferred()
+        self._pending.append((new, now, first, waiter))
+        if not self._flushing:
+            Deferred.fromCoroutine(self._flush())
+        return await waiter
+
+    async def _flush(self) -> None:
+        self._flushing = True
+        try:
+            while self._pending:
+                group, self._pending = self._pending[:GROUP_MAX], self._pending[GROUP_MAX:]
+                calls = [call[:3] for call in group]
+                try:
+                    results = await self.db.pool.do(self._open_or_join_many, calls)
+                except Exception:
+                    if len(group) == 1:
+                        results = [Failure()]
+                    else:
+                        results = []
+                        for call in calls:
+                            try:
+                                results.extend(await self.db.pool.do(self._open_or_join_many, [call]))
+                            except Exception:
+                                results.append(Failure())
+                for (*_, waiter), result in zip(group, results, strict=True):
+                    if isinstance(result, Failure):
+                        waiter.errback(result)
+                    else:
+                        waiter.callback(result)
+        finally:
+            self._flushing = False
+
+    def _open_or_join_many(self, conn, calls) -> list[tuple[Incident | Repeat, bool]]:
+        """A group in a handful of statements: one SELECT finds the open incidents of all its keys,
+        one executemany counts every repeat, and only new keys cost an INSERT of their own."""
+        keys = [f"{new.plate}|{new.alarm}" for new, _, _ in calls]
+        open_ids = dict(conn.execute(_OPEN_BY_KEY, {"b_keys": sorted(set(keys))}).all())
+        results: list[tuple[Incident | Repeat, bool] | None] = [None] * len(calls)
+        repeats: dict[int, dict[str, Any]] = {}  # incident id -> its count update
+        for i, ((new, now, first), key) in enumerate(zip(calls, keys, strict=True)):
+            incident_id = open_ids.get(key)
+            if incident_id is None:
+                incident, created = self._open_or_join_thd(conn, new, now, first)
+                open_ids[key] = incident.id
+                results[i] = (incident, created)  # opened, or counted on one another worker just opened
+                continue
+            update = repeats.setdefault(incident_id, {"b_id": incident_id, "b_n": 0, "b_now": now, "b_serial": None})
+            update["b_n"] += 1
+            update["b_now"] = max(update["b_now"], now)
+            if new.alarm_serial is not None:
+                update["b_serial"] = new.alarm_serial
+            results[i] = (Repeat(incident_id, 0), False)
+        if repeats:
+            conn.execute(_COUNT_REPEATS, list(repeats.values()))
+            counts = dict(conn.execute(_COUNTS, {"b_ids": list(repeats)}).all())
+            results = [(Repeat(r.id, counts.get(r.id, r.count)), False) if isinstance(r, Repeat) else (r, created)
+                       for r, created in results]
+        return results
+
+    def _open_or_join_thd(self, conn, new: NewIncident, now: datetime,
+                          first: FirstStep | None) -> tuple[Incident | Repeat, bool]:
         key = f"{new.plate}|{new.alarm}"
-
-        def _thd(conn):
-            row = conn.execute(_JOIN, {"b_key": key, "b_now": now, "b_serial": new.alarm_serial}).first()
-            if row is not None:  # the common case, a repeat: the cheaper statement
-                return self._model_from_row(row, ()), False
-            values = dict(
-                plate=new.plate, alarm=new.alarm, severity=new.severity, priority=new.priority, tier=new.tier,
-                state="open", policy=new.policy, step=0, count=1, open_key=key, opened_at=now, updated_at=now,
-                last_seen_at=now, due_at=None, resolved_at=None, assignee=None, outcome=None, note=None,
-                terminal_protocol=new.terminal_protocol, terminal_id=new.terminal_id,
-                alarm_serial=new.alarm_serial, lat=new.lat, lon=new.lon)
-            if first is not None:
-                values.update(first.changes, state=next_state("open", first.event))
-            # One statement opens or joins, atomically even between workers (INSERT … ON CONFLICT).
-            row = conn.execute(_open_or_join_statement(conn.dialect.name), values).one()
-            if row.count > 1:
-                return self._model_from_row(row, ()), False
-            entries = [TimelineEntry(now, "engine", "opened", f"{new.alarm} on {new.plate} ({new.severity}, "
-                                     f"{new.tier})", {"alarm_time": new.time.isoformat(), "lat": new.lat,
-                                                     "lon": new.lon})]
-            audits = [("engine", "incident_opened", {"plate": new.plate, "alarm": new.alarm})]
-            if first is not None:
-                kind = "notifying" if first.event == "notify" else first.event  # as transition() writes it
-                entries.append(TimelineEntry(now, first.actor, kind, first.text, None))
-                audits.append((first.actor, f"incident_{first.event}",
-                               {"from": "open", "to": row.state, "note": first.text}))
-            conn.execute(_INSERT_EVENT, [{"incident_id": row.id, "time": e.time, "actor": e.actor, "kind": e.kind,
-                                          "text": e.text, "data": e.data} for e in entries])
-            AuditStore.insert_many(conn, [(actor, action, "incident", row.id, details)
-                                          for actor, action, details in audits], now)
-            return self._model_from_row(row, tuple(entries)), True
-
-        return await self.db.pool.do(_thd)
+        values = dict(
+            plate=new.plate, alarm=new.alarm, severity=new.severity, priority=new.priority, tier=new.tier,
+            state="open", policy=new.policy, step=0, count=1, open_key=key, opened_at=now, updated_at=now,
+            last_seen_at=now, due_at=None, resolved_at=None, assignee=None, outcome=None, note=None,
+            terminal_protocol=new.terminal_protocol, terminal_id=new.terminal_id,
+            alarm_serial=new.alarm_serial, lat=new.lat, lon=new.lon)
+        if first is not None:
+            values.update(first.changes, state=next_state("open", first.event))
+        # One statement opens or joins, atomically even between workers (INSERT … ON CONFLICT).
+        row = conn.execute(_open_or_join_statement(conn.dialect.name), values).one()
+        if row.count > 1:  # another worker opened it since the SELECT: counted on theirs
+            return Repeat(row.id, row.count), False
+        entries = [TimelineEntry(now, "engine", "opened", f"{new.alarm} on {new.plate} ({new.severity}, "
+                                 f"{new.tier})", {"alarm_time": new.time.isoformat(), "lat": new.lat,
+                                                 "lon": new.lon})]
+        audits = [("engine", "incident_opened", {"plate": new.plate, "alarm": new.alarm})]
+        if first is not None:
+            kind = "notifying" if first.event == "notify" else first.event  # as transition() writes it
+            entries.append(TimelineEntry(now, first.actor, kind, first.text, None))
+            audits.append((first.actor, f"incident_{first.event}",
+                           {"from": "open", "to": row.state, "note": first.text}))
+        conn.execute(_INSERT_EVENT, [{"incident_id": row.id, "time": e.time, "actor": e.actor, "kind": e.kind,
+                                      "text": e.text, "data": e.data} for e in entries])
+        AuditStore.insert_many(conn, [(actor, action, "incident", row.id, details)
+                                      for actor, action, details in audits], now)
+        return self._model_from_row(row, tuple(entries)), True
 
     async def transition(self, incident_id: int, event: str, actor: str, text: str, now: datetime,
                          data: dict[str, Any] | None = None, with_timeline: bool = True, **changes: Any) -> Incident:

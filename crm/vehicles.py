@@ -237,6 +237,14 @@ class VehiclesStore:
 
         return await self.db.pool.do(_thd)
 
+    async def tiers(self) -> dict[str, str]:
+        """Every vehicle's tier by plate, in one query (the alarm engine's cache)."""
+
+        def _thd(conn):
+            return dict(conn.execute(sa.select(vehicles.c.plate, vehicles.c.tier)).all())
+
+        return await self.db.pool.do(_thd)
+
     async def search(self, q: str, limit: int = 50) -> list[Vehicle]:
         """Plate, owner name or phone, as an agent types it: exact, prefix and partial matches,
         best first."""

@@ -53,7 +53,7 @@ class Jt808Protocol(Protocol):
         limits = factory.limits
         self._clock = factory.clock
         self._framer = Jt808Framer(limits.max_frame_bytes)
-        self._assembler = SubpackageAssembler(self._clock, timeout=factory.reassembly_timeout)
+        self._assembler: SubpackageAssembler | None = None  # made at the first sub-package: few terminals split
         self._queue: deque[bytes | FramingError] = deque()
         self._queued_bytes = 0
         self._busy = False
@@ -67,6 +67,10 @@ class Jt808Protocol(Protocol):
         self.info: TerminalInfo | None = None
         self._reply_header: Header | None = None  # header flavour for commands we originate
         self._pending: dict[int, Deferred] = {}
+
+    @property
+    def held_subpackage_bytes(self) -> int:
+        return self._assembler.held_bytes if self._assembler is not None else 0
 
     @property
     def is_2019(self) -> bool:
@@ -199,6 +203,8 @@ class Jt808Protocol(Protocol):
             if header.msg_id not in (m.REGISTER, m.AUTHENTICATE) and not self._speaks_for_session(header):
                 self._ack(header, m.RESULT_FAIL)  # collect nothing for unauthenticated peers
                 return
+            if self._assembler is None:
+                self._assembler = SubpackageAssembler(self._clock, timeout=self.factory.reassembly_timeout)
             assembled = self._assembler.add(header, body)
             if isinstance(assembled, Assembled):
                 header, body = assembled.header, assembled.body

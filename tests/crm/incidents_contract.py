@@ -28,6 +28,8 @@ class IncidentsContract:
         created = [incident for incident, was_created in results if was_created]
         assert len(created) == 1
         assert {incident.id for incident, _ in results} == {created[0].id}
+        repeats = [r.count for r, was_created in results if not was_created]
+        assert len(repeats) == 19 and min(repeats) >= 2 and max(repeats) == 20
         found = await database.incidents.search(plate="P1")
         assert len(found) == 1 and found[0].count == 20
         full = await database.incidents.get(found[0].id)

@@ -256,7 +256,7 @@ def test_subpackages_from_an_unauthenticated_peer_are_refused_not_collected():
     terminal = TerminalIdentity(PHONE)
     conn.send(build_packet(0x0801, b"x" * 500, phone_bcd=terminal.phone_bcd, serial=1, total=9, index=1))
     assert ack_of(conn.reply()).result == m.RESULT_FAIL
-    assert conn.protocol._assembler.held_bytes == 0
+    assert conn.protocol.held_subpackage_bytes == 0
 
 
 def test_missing_subpackage_is_requested_again():

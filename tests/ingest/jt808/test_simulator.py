@@ -7,7 +7,7 @@ from twisted.internet.task import deferLater
 
 from ingest.jt808.protocol import Jt808ServerFactory
 from ingest.jt808.sessions import Jt808Sessions
-from ingest.jt808.simulator import run_fleet
+from ingest.jt808.simulator import connect_fleet, run_fleet
 from ingest.limits import ConnectionLimits
 from tests.ingest.jt808.fakes import FakeSink, known
 
@@ -78,8 +78,36 @@ async def test_simulated_terminals_answer_platform_commands():
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_connected_fleet_runs_open_and_closed_loop_phases_with_their_own_counts():
+    sink = FakeSink({str(FIRST + n): known(str(FIRST + n)) for n in range(3)})
+    port, factory, _registry = serve(sink)
+    try:
+        fleet = await connect_fleet(reactor, "127.0.0.1", port.getHost().port, 3, first_phone=FIRST, seed=3)
+        try:
+            assert len(fleet.ready) == 3 and fleet.errors_so_far() == {}
+            paced = await fleet.report(100, 0.3)
+            flood = await fleet.saturate(0.4, window=2, warmup=0.1)
+        finally:
+            await fleet.close()
+    finally:
+        await port.stopListening()
+    # Each phase counts from zero (no registration frames); who is logged in carries over.
+    assert paced.authenticated == flood.authenticated == 3
+    assert paced.frames_sent == paced.reports_sent >= 20 and paced.acked == paced.reports_sent
+    assert paced.unacked == 0 and paced.errors == {} and paced.acked_per_s > 0
+    # Closed loop: every answered report was followed by the next, so it sent far more than the paced phase
+    # and left nothing unanswered once it stopped.
+    assert flood.reports_sent > 4 * paced.reports_sent and flood.acked == flood.reports_sent
+    assert flood.unacked == 0 and flood.errors == {} and flood.acked_per_s > 0
+    assert len(sink.reports) == paced.reports_sent + flood.reports_sent
+    assert factory.stats.reports == len(sink.reports)
+
+
+@pytest_twisted.ensureDeferred
 async def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError):
         await run_fleet(reactor, "127.0.0.1", 1, count=1, rate=1, version=2011)
     with pytest.raises(ValueError):
         await run_fleet(reactor, "127.0.0.1", 1, count=1, rate=1, alarm_ratio=2)
+    with pytest.raises(ValueError):
+        await connect_fleet(reactor, "127.0.0.1", 1, 0)
