@@ -18,7 +18,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from alarms.desk import IncidentDesk
-from alarms.edges import edges
+from alarms.edges import edges, is_level
 from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
@@ -147,8 +147,12 @@ class AlarmEngine(service.Service):
 
     async def _handle(self, report: Report, plate: str) -> None:
         held_key = f"alarms:held:{plate}"
-        if not report.alarms and not await self.live.get(held_key):
-            return  # nothing raised, nothing held that this report could clear
+        if not await self.live.get(held_key) and not any(is_level(report.protocol, a) for a in report.alarms):
+            # Nothing held to clear and no level alarm to hold: only event alarms, each raised (the
+            # incidents' unique open key keeps workers from doubling them), no shared state to lock.
+            for alarm in report.alarms:
+                await self._raise(report, alarm)
+            return
         lock = await self._lock(plate)
         try:
             # Read under the lock: another worker may have raised or cleared since.

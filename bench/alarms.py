@@ -1,12 +1,16 @@
 """Alarm engine benchmark on the embedded default: alarm reports through the bus into incidents.
 
-    python bench/alarms.py [--rate 1000] [--seconds 60] [--vehicles 5000] [--emergency-share 0.1]
+    python bench/alarms.py [--rate 1000] [--seconds 60] [--vehicles 5000] [--new-share 0.1]
+                           [--emergency-share 0.1]
 
 Runs Watchline's own service tree (role ``all``: SQLite file, in-process bus, memory live state,
 position recorder, alarm engine, incident desk, HTTP API with its event stream) in this process and
 feeds it alarm reports through the ingest pipeline at a steady rate — what the terminal servers do
 after decoding. Every report carries an event alarm (JT/T 808 SOS, illegal door open, illegal
-ignition, illegal movement: alarms raised on every report that carries them), on a random vehicle.
+ignition, illegal movement: alarms raised on every report that carries them). A share
+``--new-share`` of the reports starts an alarm on a random vehicle (a new incident, unless that
+vehicle already has it); the rest repeat one of the alarms already going, as terminals do until the
+alarm is handled. ``--new-share 1`` makes nearly every report a new incident (the stress case).
 
 Measured, in wall-clock seconds of this process:
 - ``opened_ms``: from the moment the pipeline accepted the first report of a (vehicle, alarm) pair
@@ -100,6 +104,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from crm.migrate import upgrade
     from tests.conftest import free_port
     from watchline.config import load_config
+    from watchline.run import tune_gc
     from watchline.service import Watchline
 
     folder = Path(tempfile.mkdtemp(prefix="wl-bench-alarms-"))
@@ -116,6 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     import_s = time.perf_counter() - t0
     token = app.db.users.issue_token_blocking("agent", "bench")
     app.startService()
+    tune_gc()  # as `watchline serve` does once started
 
     first_accepted: dict[tuple[str, str], float] = {}
     opened_at: dict[tuple[str, str], float] = {}
@@ -133,6 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     plates = [f"粤B{i:05d}" for i in range(args.vehicles)]
     sent = {"reports": 0}
     pairs_sent: dict[tuple[str, str], int] = {}
+    open_pairs: list[tuple[int, tuple[str, str]]] = []
     tick = 0.01
     errors: list[str] = []
 
@@ -144,9 +151,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         count = int(args.rate * (time.perf_counter() - started)) - sent["reports"]
         now = datetime.now(timezone.utc)
         for _ in range(count):
-            v = rng.randrange(args.vehicles)
-            alarm = "sos" if rng.random() < args.emergency_share else rng.choice(ALARMS)
-            pair = (plates[v], alarm)
+            if not open_pairs or rng.random() < args.new_share:  # a vehicle starts an alarm
+                v = rng.randrange(args.vehicles)
+                alarm = "sos" if rng.random() < args.emergency_share else rng.choice(ALARMS)
+                pair = (plates[v], alarm)
+                if pair not in pairs_sent:
+                    open_pairs.append((v, pair))
+            else:  # a terminal repeats the alarm it is in
+                v, pair = open_pairs[rng.randrange(len(open_pairs))]
+                alarm = pair[1]
             pairs_sent[pair] = pairs_sent.get(pair, 0) + 1
             report = Report("jt808", f"0{14000000000 + v}", now, Fix(23.0 + v / 1e5, 113.0, speed_kmh=40.0),
                             alarms=(alarm,), raw_alarms={"jt808_word": 0})
@@ -194,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "backend": "embedded (SQLite, in-process bus, memory live state)",
         "vehicles": args.vehicles, "fleet_import_s": round(import_s, 2),
-        "offered_rate": args.rate, "seconds": args.seconds,
+        "offered_rate": args.rate, "seconds": args.seconds, "new_share": args.new_share,
         "reports_sent": sent["reports"], "submit_errors": len(errors), "achieved_rate": round(sent["reports"] / sending_s, 1),
         "reports_through_engine": engine.stats["reports"], "drain_after_load_s": round(drain_s, 2),
         "cpu_s_per_1000_reports": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
@@ -230,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="alarm reports per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--vehicles", type=int, default=5000)
-    parser.add_argument("--emergency-share", type=float, default=0.1)
+    parser.add_argument("--emergency-share", type=float, default=0.1, help="share of new alarms that are SOS")
+    parser.add_argument("--new-share", type=float, default=0.1,
+                        help="share of reports starting a new alarm (the rest repeat an open one); 1.0 = all new")
     parser.add_argument("--verbose", action="store_true", help="print miscounted pairs to stderr")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -27,7 +27,7 @@ working off a backlog the acks did not wait for); ``end_to_end_per_s`` counts th
 
 ``targets`` (issue 3) holds the ingest process to 20,000 acks/s, 50 % of the floor, p99 <= 20 ms at
 5,000 reports/s and 20 KB per idle connection; ``targets_embedded`` applies them to the all-roles
-process. Other load on the machine shows in every figure but the CPU per frame. About 2.5 minutes.
+process. Other load on the machine shows in every figure but the CPU per frame. About two minutes.
 """
 
 from __future__ import annotations
