@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sys
@@ -113,6 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "WATCHLINE_DATABASE_URL": f"sqlite:///{folder / 'watchline.db'}",
         "WATCHLINE_API_LISTEN": f"tcp:{api_port}:interface=127.0.0.1",
         "WATCHLINE_INGEST_JT808": "", "WATCHLINE_INGEST_GT06": "", "WATCHLINE_SIP_LISTEN": "",
+        **{k: v for k, v in os.environ.items() if k.startswith("WATCHLINE_")},  # e.g. batch sizes to compare
     })
     app = Watchline(config, reactor)
     upgrade(app.db.engine)

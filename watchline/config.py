@@ -62,7 +62,7 @@ class IngestConfig:
     amqp_url: str = ""  # a RabbitMQ holding a platform's forwarded positions/events (Traccar AMQP)
     amqp_queue: str = ""
     amqp_exchange: str = "traccar"  # the topic exchange the platform publishes to
-    position_batch_size: int = 500
+    position_batch_size: int = 100  # rows per write: small, so alarm writes never wait long behind one
     position_flush_interval: float = 0.5
 
 
