@@ -20,14 +20,17 @@ import numpy as np
 class CellGrid:
     """Static grid of ``slots`` located at ``normals`` (shape ``(n, 3)``)."""
 
-    __slots__ = ("cell", "_side", "_cells", "_empty")
+    __slots__ = ("cell", "_side", "_last", "_cells", "_empty")
 
     def __init__(self, normals: np.ndarray, slots: np.ndarray, cell: float) -> None:
         if not 1e-6 <= cell <= 2.0:
             raise ValueError(f"cell size {cell!r} outside [1e-6, 2]")
         self.cell = float(cell)
         self._side = int(math.floor(2.0 / cell)) + 3  # cube indices per axis run 0 .. floor(2 / cell)
-        cube = np.floor((np.asarray(normals, dtype=float) + 1.0) / self.cell).astype(np.int64)
+        # ceil(2 / cell) cubes tile [-1, 1] per axis; a coordinate of exactly 1.0 (a pole, say) belongs
+        # to the last of them, not to one past the edge that no block would ever reach.
+        self._last = math.ceil(2.0 / cell) - 1
+        cube = np.minimum(np.floor((np.asarray(normals, dtype=float) + 1.0) / self.cell).astype(np.int64), self._last)
         keys = (cube[:, 0] * self._side + cube[:, 1]) * self._side + cube[:, 2]
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
@@ -43,7 +46,7 @@ class CellGrid:
     def gather(self, q: tuple[float, float, float], rings: int) -> tuple[np.ndarray, float]:
         """Slots in the block of cubes within ``rings`` of the query's cube, and the block clearance."""
         cell, side = self.cell, self._side
-        cube = [math.floor((c + 1.0) / cell) for c in q]
+        cube = [min(math.floor((c + 1.0) / cell), self._last) for c in q]
         # Clip the block to the index range: an index outside it would alias another cube (duplicates).
         xs, ys, zs = (range(max(0, i - rings), min(side, i + rings + 1)) for i in cube)
         get = self._cells.get

@@ -58,3 +58,11 @@ def test_pyramid_levels_grow_and_each_holds_everything():
     assert all(len(level) == 300 for level in pyramid.levels)
     with pytest.raises(ValueError):
         CellGrid(normals, np.arange(300), 0.0)
+
+
+def test_a_point_on_the_pole_is_in_the_block_that_claims_the_whole_sphere():
+    # Found by hypothesis: z == 1.0 exactly fell in a cube past the edge, left out with clearance inf.
+    normals = unit_normals(np.array([90.0, 31.0]), np.array([0.0, 121.0]))
+    q = tuple(unit_normals(np.array([31.0]), np.array([121.0]))[0])
+    found, clearance = CellGrid(normals, np.arange(2), 2.0).gather(q, 0)
+    assert sorted(found.tolist()) == [0, 1] and clearance == float("inf")
