@@ -5,7 +5,8 @@ incident — ``incident.<new state>`` (opened, notifying, verified, escalated, a
 ``incident.updated`` for a comment, call attempt or reassignment — so agent desks and wallboards
 update live. Acknowledging sets a persisted deadline (``due_at``); the engine's sweep re-escalates an
 incident still acknowledged when it passes. Resolving a JT/T 808 alarm that the terminal lets the platform confirm sends 0x8203
-and records the terminal's answer.
+and records the terminal's answer — directly when the terminal is connected to this process, else
+through the bus (``terminal.jt808.confirm_alarm``) to the ingest process that holds its session.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
+
+from twisted.application import service
+from twisted.internet.defer import Deferred
 
 from alarms.incident import OUTCOMES, Incident, IncidentStateError
 from alarms.names import JT808_ALARM_BITS, JT808_CONFIRMABLE_BITS
@@ -23,7 +27,12 @@ log = logging.getLogger(__name__)
 _CONFIRM_BITS = {JT808_ALARM_BITS[bit]: 1 << bit for bit in JT808_CONFIRMABLE_BITS}
 
 
+CONFIRM_ROUTING_KEY = "terminal.jt808.confirm_alarm"
+
+
 class TerminalFeedback(Protocol):
+    def is_connected(self, terminal_id: str) -> bool: ...
+
     async def confirm_alarm(self, terminal_id: str, alarm_serial: int, bits: int) -> int: ...
 
 
@@ -122,11 +131,56 @@ class IncidentDesk:
 
     async def _confirm_on_terminal(self, incident: Incident) -> None:
         bits = _CONFIRM_BITS.get(incident.alarm)
-        if self.feedback is None or incident.terminal_protocol != "jt808" or bits is None:
+        if incident.terminal_protocol != "jt808" or bits is None:
             return
+        if self.feedback is None or not self.feedback.is_connected(incident.terminal_id):
+            # The terminal's session may live in another (ingest) process: ask over the bus; the
+            # process holding it sends 0x8203 and records the answer (confirm_from_bus).
+            await self.bus.produce(CONFIRM_ROUTING_KEY, {
+                "incident_id": incident.id, "terminal_id": incident.terminal_id,
+                "alarm_serial": incident.alarm_serial or 0, "bits": bits})
+            await self.db.incidents.update(
+                incident.id, "engine", "terminal_feedback",
+                "0x8203 asked of the ingest process holding the terminal (not connected here)", self.now(),
+                {"requested": True})
+            return
+        await self.confirm_alarm(incident.id, incident.terminal_id, incident.alarm_serial or 0, bits)
+
+    async def confirm_alarm(self, incident_id: int, terminal_id: str, alarm_serial: int, bits: int) -> None:
+        """Send 0x8203 through this process's terminal sessions and record the terminal's answer."""
         try:
-            result = await self.feedback.confirm_alarm(incident.terminal_id, incident.alarm_serial or 0, bits)
+            result = await self.feedback.confirm_alarm(terminal_id, alarm_serial, bits)
             text, data = f"terminal confirmed the alarm (0x8203 → 0x0001 result {result})", {"result": result}
         except Exception as e:  # not connected, timeout: recorded, the resolution stands
             text, data = f"0x8203 not confirmed by the terminal: {e}", {"error": str(e)}
-        await self.db.incidents.update(incident.id, "engine", "terminal_feedback", text, self.now(), data)
+        await self.db.incidents.update(incident_id, "engine", "terminal_feedback", text, self.now(), data)
+
+    async def confirm_from_bus(self, _routing_key: str, message: dict[str, Any]) -> None:
+        """A resolution in another process asks for 0x8203: act if the terminal is connected here."""
+        if self.feedback is None or not self.feedback.is_connected(message["terminal_id"]):
+            return  # another ingest process holds it (or none: the terminal is offline)
+        await self.confirm_alarm(int(message["incident_id"]), message["terminal_id"], int(message["alarm_serial"]),
+                                 int(message["bits"]))
+
+
+class TerminalConfirmations(service.Service):
+    """In a process with terminal sessions: carry out 0x8203 requests resolved elsewhere."""
+
+    name = "terminal-confirmations"
+
+    def __init__(self, desk: IncidentDesk) -> None:
+        self.desk = desk
+        self._consumer = None
+
+    def startService(self):
+        super().startService()
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self) -> None:
+        self._consumer = await self.desk.bus.start_consuming(self.desk.confirm_from_bus, CONFIRM_ROUTING_KEY)
+
+    def stopService(self):
+        super().stopService()
+        if self._consumer is not None:
+            return Deferred.fromCoroutine(self._consumer.stop_consuming())
+        return None

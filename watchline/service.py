@@ -55,6 +55,10 @@ class Watchline(service.MultiService):
 
         registry = getattr(getattr(self, "jt808", None), "registry", None)
         self.desk = IncidentDesk(self.db, self.bus, reactor, config.alarms.ack_timeout, feedback=registry)
+        if registry is not None:
+            from alarms.desk import TerminalConfirmations
+
+            TerminalConfirmations(self.desk).setServiceParent(self)
         if self.wants("telephony") and config.sip.listen:
             from callflows import Telephony
 

@@ -21,6 +21,10 @@ T0 = datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
 class Feedback:
     def __init__(self):
         self.sent = []
+        self.connected = {"11"}
+
+    def is_connected(self, terminal_id):
+        return terminal_id in self.connected
 
     async def confirm_alarm(self, terminal_id, serial, bits):
         self.sent.append((terminal_id, serial, bits))
@@ -115,3 +119,38 @@ async def test_resolving_a_confirmable_alarm_sends_8203_and_ack_timeout_re_escal
     assert feedback.sent == [("11", 42, 1)]
     kinds = [e.kind for e in (await db.incidents.get(done.id)).timeline]
     assert kinds == ["opened", "escalate", "acknowledge", "escalate", "acknowledge", "resolve", "terminal_feedback"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_8203_goes_through_the_bus_to_the_process_holding_the_terminal(sqlite_url):
+    from alarms.desk import TerminalConfirmations
+    from crm.incidents import NewIncident
+
+    db = Database(sqlite_url, reactor)
+    upgrade(db.engine)
+    db.startService()
+    bus = MemoryBus(reactor)
+    bus.startService()
+    feedback = Feedback()
+    api_desk = IncidentDesk(db, bus, reactor)  # an API process: no terminal sessions
+    ingest_desk = IncidentDesk(db, bus, reactor, feedback=feedback)  # the ingest process holding "11"
+    confirmations = TerminalConfirmations(ingest_desk)
+    await confirmations.startService()
+    try:
+        incident, _ = await db.incidents.open_or_join(NewIncident(
+            "P1", "sos", "emergency", 0, "gold", {"name": "agent_only"}, T0, "jt808", "11", 42), T0)
+        await api_desk.escalate(incident.id, "queue")
+        await api_desk.resolve(incident.id, "alice", "false_alarm")
+        for _ in range(100):
+            timeline = (await db.incidents.get(incident.id)).timeline
+            if timeline[-1].data and "result" in timeline[-1].data:
+                break
+            await task.deferLater(reactor, 0.02, lambda: None)
+        assert feedback.sent == [("11", 42, 1)]
+        assert [e.text for e in timeline[-2:]] == [
+            "0x8203 asked of the ingest process holding the terminal (not connected here)",
+            "terminal confirmed the alarm (0x8203 → 0x0001 result 0)"]
+    finally:
+        await confirmations.stopService()
+        await bus.stopService()
+        await db.stopService()
