@@ -69,8 +69,11 @@ class IncidentDesk:
         return incident
 
     # -- engine and notifier ------------------------------------------------------------------
-    async def notify(self, incident_id: int, step: int, text: str, data=None) -> Incident:
-        return await self._apply(incident_id, "notify", "engine", text, data, step=step)
+    async def notify(self, incident_id: int, step: int, text: str, data=None, timeout: float | None = None) -> Incident:
+        """Policy step ``step`` starts; if it has not concluded ``timeout`` seconds from now (a hung call,
+        a worker that died), the sweep escalates the incident — the deadline is in the database."""
+        due = self.now() + timedelta(seconds=timeout) if timeout else None
+        return await self._apply(incident_id, "notify", "engine", text, data, step=step, due_at=due)
 
     async def escalate(self, incident_id: int, text: str, actor: str = "engine", priority: int | None = None,
                        data=None) -> Incident:
@@ -116,14 +119,18 @@ class IncidentDesk:
         return incident
 
     async def sweep(self) -> int:
-        """Re-escalate acknowledged incidents whose deadline passed; returns how many."""
+        """Escalate incidents whose deadline passed — taken but not resolved, or a policy step that
+        never concluded; returns how many."""
         count = 0
         for incident in await self.db.incidents.due(self.now()):
-            if incident.state != "acknowledged":
+            if incident.state == "acknowledged":
+                why = f"not resolved within {self.ack_timeout:g} s of being taken; back to the queue"
+            elif incident.state == "notifying":
+                why = f"policy step {incident.step} did not conclude in time; to the agent queue"
+            else:
                 continue
             try:
-                await self.escalate(incident.id, f"not resolved within {self.ack_timeout:g} s of being taken; "
-                                                 "back to the queue", priority=max(0, incident.priority - 10))
+                await self.escalate(incident.id, why, priority=max(0, incident.priority - 10))
                 count += 1
             except IncidentStateError:
                 pass  # resolved meanwhile

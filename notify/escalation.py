@@ -4,7 +4,9 @@ Each attempt waits for a trunk line (incident priority), places an ``OwnerVerifi
 the result on the incident's timeline with its call id and recording. A right PIN resolves the
 incident as ``owner_handled``; "not me" (9) and "operator" (0) escalate at emergency priority; three
 wrong PINs escalate; busy / no answer / a bad number move on to the next step after its pause, and
-when the steps run out the incident goes to the agents.
+when the steps run out the incident goes to the agents. Each step carries a deadline in the database
+(its timeout plus its pause): if it never concludes, the engine's sweep escalates the incident; after a
+restart the policy resumes at the interrupted step.
 """
 
 from __future__ import annotations
@@ -55,13 +57,16 @@ class VerificationNotifier:
         language = "en" if vehicle and vehicle.owner and vehicle.owner.language == "en" else "zh"
         steps = dial_steps(incident.policy)
         for n, step in enumerate(steps, start=1):
+            if n < incident.step:
+                continue  # resumed after a restart: the steps before the interrupted one are done
             index = 0 if step["kind"] == "dial_owner" else 1
             if index >= len(phones):
                 await self.desk.attempt(incident.id, f"step {n}: no {'backup' if index else 'owner'} phone", {})
                 continue
             contact = phones[index]
             label = "owner" if index == 0 else "backup contact"
-            await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(contact.value)}")
+            await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(contact.value)}",
+                                   timeout=float(step.get("timeout", 120)) + float(step.get("retry_after", 60)))
             async with self.lines.line(EMERGENCY if incident.severity == "emergency" else INCIDENT):
                 result = await self.verifier.verify(VerificationRequest(
                     plate=incident.plate, number=contact.value, alarm=incident.alarm, alarm_time=incident.opened_at,
