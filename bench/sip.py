@@ -9,8 +9,8 @@ Prints one JSON object:
 - ``setup_rate``: 3 s bursts of calls at R calls/s (same flow); passes as above and with the 95th
   percentile INVITE->200 time under 1 s. ``max_setups_per_second`` is the highest passing R.
 The levels stop at the first failure. Beyond ~500 calls the failures seen were single 100-200 ms
-full garbage collections (``gc_max_ms``) stalling the media clock; ``--gc-freeze`` shows the effect
-of freezing start-up objects, as a deployment can do once the service has started.
+full garbage collections (``gc_max_ms``) stalling the media clock; like ``watchline serve``, the bench
+tunes the collector once started (``watchline.run.tune_gc``); ``--no-gc-tuning`` shows it without.
 Every call has media both ways (Watchline sends the prompt and silence at 50 packets/s, sipp keys
 its digits as RFC 4733 events) and is recorded. One Watchline process (this one) on the reactor.
 Run: ``python bench/sip.py`` (about 3 minutes); ``--profile FILE`` writes a pyinstrument report.
@@ -177,15 +177,16 @@ async def main(args: argparse.Namespace) -> dict:
 
     tel.register_flow("4000", ivr)
     tel.startService()
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()  # start-up objects leave the collector's generations: shorter full collections
+    if not args.no_gc_tuning:
+        from watchline.run import tune_gc
+
+        tune_gc()  # as `watchline serve` does once started: start-up objects frozen, fewer collections
     call_seconds = args.prompt + 1.6  # prompt, then sipp's DTMF (0.4 s warm-up, 2 x 0.4 s), hang-up
     prompt_ms = int(args.prompt * 1000) + 200
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "reactor": type(reactor).__name__},
                  "flow": {"prompt_s": args.prompt, "digits": DIGITS, "call_s": call_seconds},
-                 "gc_freeze": args.gc_freeze}
+                 "gc_tuning": not args.no_gc_tuning}
     try:
         levels = []
         for limit in args.levels:
@@ -228,7 +229,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prompt", type=float, default=5.0, help="prompt length in seconds")
     parser.add_argument("--profile", help="write a pyinstrument text report here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (sipp logs, recordings)")
-    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once started (as a deployment may)")
+    parser.add_argument("--no-gc-tuning", action="store_true",
+                        help="leave the garbage collector as Python sets it (watchline serve tunes it)")
     return parser.parse_args()
 
 
