@@ -62,9 +62,11 @@ class IncidentDesk:
             log.warning("incident %s %s not published: %s", incident.id, event, e)
 
     async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, timeline: bool = False,
+                     expect: tuple[str, ...] | None = None, due_by: datetime | None = None, then=None,
                      **changes) -> Incident:
         incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data,
-                                                      with_timeline=timeline, **changes)
+                                                      with_timeline=timeline, expect=expect, due_by=due_by,
+                                                      then=then, **changes)
         await self.publish(incident.state, incident)  # incident.escalated, incident.acknowledged, ...
         return incident
 
@@ -73,18 +75,28 @@ class IncidentDesk:
         """Policy step ``step`` starts; if it has not concluded ``timeout`` seconds from now (a hung call,
         a worker that died), the sweep escalates the incident — the deadline is in the database."""
         due = self.now() + timedelta(seconds=timeout) if timeout else None
-        return await self._apply(incident_id, "notify", "engine", text, data, step=step, due_at=due)
+        return await self._apply(incident_id, "notify", "engine", text, data, expect=("open", "notifying"), step=step,
+                                 due_at=due)
 
     async def escalate(self, incident_id: int, text: str, actor: str = "engine", priority: int | None = None,
-                       data=None) -> Incident:
+                       data=None, expect: tuple[str, ...] | None = None, due_by: datetime | None = None) -> Incident:
+        """To the agent queue. ``expect``: only from these states (a policy must not take back an
+        incident an agent has taken); ``due_by``: only if its deadline is still passed (the sweep)."""
         changes: dict[str, Any] = {"due_at": None, "assignee": None}
         if priority is not None:
             changes["priority"] = priority
-        return await self._apply(incident_id, "escalate", actor, text, data, **changes)
+        return await self._apply(incident_id, "escalate", actor, text, data, expect=expect, due_by=due_by, **changes)
 
     async def verified(self, incident_id: int, text: str, data=None) -> Incident:
-        await self._apply(incident_id, "verify", "owner", text, data)
-        return await self.resolve(incident_id, "engine", "owner_handled", "the owner confirmed with the PIN")
+        """The owner's PIN was right: verified and resolved as owner_handled, in one transaction."""
+        from crm.incidents import FirstStep
+
+        note = "the owner confirmed with the PIN"
+        incident = await self._apply(incident_id, "verify", "owner", text, data, expect=("notifying",),
+                                     then=FirstStep("resolve", "engine", f"resolved: owner_handled — {note}",
+                                                    {"outcome": "owner_handled", "note": note}))
+        await self._confirm_on_terminal(incident)
+        return incident
 
     async def attempt(self, incident_id: int, text: str, data: dict[str, Any]) -> Incident:
         incident = await self.db.incidents.update(incident_id, "engine", "call", text, self.now(), data)
@@ -122,18 +134,22 @@ class IncidentDesk:
         """Escalate incidents whose deadline passed — taken but not resolved, or a policy step that
         never concluded; returns how many."""
         count = 0
-        for incident in await self.db.incidents.due(self.now()):
+        now = self.now()
+        for incident in await self.db.incidents.due(now):
             if incident.state == "acknowledged":
                 why = f"not resolved within {self.ack_timeout:g} s of being taken; back to the queue"
             elif incident.state == "notifying":
                 why = f"policy step {incident.step} did not conclude in time; to the agent queue"
+            elif incident.state == "open":
+                why = "the notification policy did not start in time; to the agent queue"
             else:
                 continue
-            try:
-                await self.escalate(incident.id, why, priority=max(0, incident.priority - 10))
+            try:  # re-checked on the locked row: another worker's sweep or an agent may have been first
+                await self.escalate(incident.id, why, priority=max(0, incident.priority - 10),
+                                    expect=(incident.state,), due_by=now)
                 count += 1
             except IncidentStateError:
-                pass  # resolved meanwhile
+                pass
         return count
 
     async def _confirm_on_terminal(self, incident: Incident) -> None:
@@ -143,13 +159,15 @@ class IncidentDesk:
         if self.feedback is None or not self.feedback.is_connected(incident.terminal_id):
             # The terminal's session may live in another (ingest) process: ask over the bus; the
             # process holding it sends 0x8203 and records the answer (confirm_from_bus).
-            await self.bus.produce(CONFIRM_ROUTING_KEY, {
-                "incident_id": incident.id, "terminal_id": incident.terminal_id,
-                "alarm_serial": incident.alarm_serial or 0, "bits": bits})
-            await self.db.incidents.update(
-                incident.id, "engine", "terminal_feedback",
-                "0x8203 asked of the ingest process holding the terminal (not connected here)", self.now(),
-                {"requested": True})
+            try:
+                await self.bus.produce(CONFIRM_ROUTING_KEY, {
+                    "incident_id": incident.id, "terminal_id": incident.terminal_id,
+                    "alarm_serial": incident.alarm_serial or 0, "bits": bits})
+                text, data = "0x8203 asked of the ingest process holding the terminal (not connected here)", {
+                    "requested": True}
+            except Exception as e:  # the resolution is committed and stands; say what did not happen
+                text, data = f"0x8203 not requested: {e}", {"error": str(e)}
+            await self.db.incidents.update(incident.id, "engine", "terminal_feedback", text, self.now(), data)
             return
         await self.confirm_alarm(incident.id, incident.terminal_id, incident.alarm_serial or 0, bits)
 

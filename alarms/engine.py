@@ -18,7 +18,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from alarms.desk import IncidentDesk
-from alarms.edges import edges, is_level
+from alarms.edges import edges
 from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "watchline.alarms"
 EMERGENCY_TEXT = "emergency: straight to the agent queue"
+START_DEADLINE = 60.0  # seconds for a routine incident's policy to start before the agents get it
 LOCK_TTL = 10.0  # seconds; handling one report takes milliseconds
 TIER_REFRESH = 60.0  # seconds between reloads of every vehicle's tier
 PREFETCH = 64  # reports in hand at once (different vehicles' run concurrently)
@@ -53,7 +54,8 @@ class AgentOnlyNotifier:
         self.desk = desk
 
     def start(self, incident: Incident) -> None:
-        Deferred.fromCoroutine(self.desk.escalate(incident.id, self.escalates_at_once))
+        Deferred.fromCoroutine(self.desk.escalate(incident.id, self.escalates_at_once)).addErrback(
+            lambda f: log.error("incident %s not escalated (the sweep will): %s", incident.id, f.getErrorMessage()))
 
 
 class AlarmEngine(service.Service):
@@ -86,6 +88,9 @@ class AlarmEngine(service.Service):
 
     async def _start(self) -> None:
         await self._refresh_tiers()
+        # No policy is resumed here: another worker may be running it. Every open or notifying
+        # incident has a deadline in the database, and the sweep hands the ones whose worker died to
+        # the agents.
         self._consumer = await self.bus.start_consuming(self._on_report, "report.#", queue=self.queue,
                                                        prefetch=PREFETCH)
         self._tier_refresh = task.LoopingCall(lambda: Deferred.fromCoroutine(self._refresh_tiers()))
@@ -94,9 +99,6 @@ class AlarmEngine(service.Service):
         self._sweeper = task.LoopingCall(lambda: Deferred.fromCoroutine(self._sweep()))
         self._sweeper.clock = self.clock
         self._sweeper.start(self.sweep_interval, now=True)
-        for incident in await self.db.incidents.unresolved_in(("open", "notifying")):
-            log.info("resuming incident %s (%s) after a restart", incident.id, incident.state)
-            await self._continue(incident)
 
     def stopService(self):
         super().stopService()
@@ -146,27 +148,35 @@ class AlarmEngine(service.Service):
             mine.callback(None)
 
     async def _handle(self, report: Report, plate: str) -> None:
-        held_key = f"alarms:held:{plate}"
-        if not await self.live.get(held_key) and not any(is_level(report.protocol, a) for a in report.alarms):
-            # Nothing held to clear and no level alarm to hold: only event alarms, each raised (the
-            # incidents' unique open key keeps workers from doubling them), no shared state to lock.
+        if report.protocol != "jt808":  # only JT/T 808 terminals hold level alarms to clear
             for alarm in report.alarms:
                 await self._raise(report, alarm)
             return
+        if not self.live.shared:  # one process: the per-vehicle chain already orders this vehicle
+            await self._edges(report, plate)
+            return
+        # Several workers: any report may clear what another worker is raising right now, so each
+        # JT/T 808 report takes the vehicle's lock and reads the held alarms under it.
         lock = await self._lock(plate)
         try:
-            # Read under the lock: another worker may have raised or cleared since.
-            held = frozenset(await self.live.get(held_key) or ())
-            found, now_held = edges(report, held)
-            for edge in found:
-                if edge.raised:
-                    await self._raise(report, edge.alarm)
-                else:
-                    self.stats["cleared"] += 1
-            if now_held != held:
-                await self.live.set(held_key, sorted(now_held))
+            await self._edges(report, plate)
         finally:
-            await self.live.release_lock(lock)
+            if not await self.live.release_lock(lock):
+                log.warning("vehicle %s: the alarm lock expired while a report was handled", plate)
+
+    async def _edges(self, report: Report, plate: str) -> None:
+        held_key = f"alarms:held:{plate}"
+        held = frozenset(await self.live.get(held_key) or ())
+        if not report.alarms and not held:
+            return  # nothing raised, nothing held that this report could clear
+        found, now_held = edges(report, held)
+        for edge in found:
+            if edge.raised:
+                await self._raise(report, edge.alarm)
+            else:
+                self.stats["cleared"] += 1
+        if now_held != held:
+            await self.live.set(held_key, sorted(now_held))
 
     async def _lock(self, plate: str):
         """The vehicle's lock, waited for: another worker holds it for milliseconds, or a dead worker
@@ -215,7 +225,8 @@ class AlarmEngine(service.Service):
             plate=report.plate, alarm=alarm, severity=cls.severity, priority=cls.priority, tier=tier,
             policy=dict(snapshot(cls.policy), rule=cls.rule), time=report.time, terminal_protocol=report.protocol,
             terminal_id=report.terminal_id, alarm_serial=serial if isinstance(serial, int) else None,
-            lat=fix.lat if fix else None, lon=fix.lon if fix else None), now, first)
+            lat=fix.lat if fix else None, lon=fix.lon if fix else None,
+            start_deadline=None if first is not None else START_DEADLINE), now, first)
         if not created:
             self.stats["joined"] += 1
             return
@@ -223,13 +234,6 @@ class AlarmEngine(service.Service):
         await self.desk.publish("opened", incident)
         if first is not None:
             await self.desk.publish(incident.state, incident)
-        else:
-            self.notifier.start(incident)
-
-    async def _continue(self, incident: Incident) -> None:
-        """An incident found open or notifying after a restart: take it up again."""
-        if incident.severity == "emergency":
-            await self.desk.escalate(incident.id, EMERGENCY_TEXT, priority=0)
         else:
             self.notifier.start(incident)
 

@@ -36,8 +36,13 @@ class EventStream(Resource):
         return NOT_DONE_YET
 
     async def _stream(self, request) -> None:
+        closed = request.notifyFinish()  # asked first: a client gone during an await below is seen
+        gone = [False]
+        closed.addBoth(lambda _: gone.__setitem__(0, True))
         token = bearer_token(request) or (request.args.get(b"token") or [b""])[0].decode("latin-1") or None
         user = await self.users.user_for_token(token) if token else None
+        if gone[0]:
+            return
         error = None
         if user is None:
             error = ApiError(401, "unauthenticated", "missing or invalid token")
@@ -53,22 +58,27 @@ class EventStream(Resource):
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"X-Accel-Buffering", b"no")
         request.write(b": connected\n\n")
-        open_ = [True]
 
         def send(routing_key: str, message: dict) -> None:
-            if open_[0]:
+            if not gone[0]:
                 request.write(f"event: {routing_key}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n".encode())
 
-        consumers = [await self.bus.start_consuming(send, topic) for topic in TOPICS]
-        beat = task.LoopingCall(lambda: open_[0] and request.write(b": keep-alive\n\n"))
+        consumers = []
+        beat = task.LoopingCall(lambda: gone[0] or request.write(b": keep-alive\n\n"))
         beat.clock = self.clock
-        beat.start(self.heartbeat, now=False)
-        closed = request.notifyFinish()
-
-        def stop(_):
-            open_[0] = False
-            beat.stop()
+        try:
+            for topic in TOPICS:
+                consumers.append(await self.bus.start_consuming(send, topic))
+                if gone[0]:
+                    return
+            beat.start(self.heartbeat, now=False)
+            await closed
+        except Exception as e:  # the bus refused: end the stream; the client reconnects
+            log.warning("event stream ended: %s", e)
+            if not gone[0]:
+                request.finish()
+        finally:
+            if beat.running:
+                beat.stop()
             for consumer in consumers:
-                Deferred.fromCoroutine(consumer.stop_consuming())
-
-        closed.addBoth(stop)
+                await consumer.stop_consuming()

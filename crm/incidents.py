@@ -10,14 +10,14 @@ in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from alarms.incident import Incident, TimelineEntry, next_state
+from alarms.incident import Incident, IncidentStateError, TimelineEntry, next_state
 from crm.audit import AuditStore
 from crm.schema import incident_events, incidents
 
@@ -36,6 +36,7 @@ class NewIncident:
     alarm_serial: int | None = None
     lat: float | None = None
     lon: float | None = None
+    start_deadline: float | None = None  # seconds: due_at of a new incident whose policy must start
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class FirstStep:
 _INSERT_EVENT = incident_events.insert()
 GROUP_MAX = 200  # open_or_join calls per transaction
 _OPEN_BY_KEY = sa.select(incidents.c.open_key, incidents.c.id).where(
-    incidents.c.open_key.in_(sa.bindparam("b_keys", expanding=True)))
+    incidents.c.open_key.in_(sa.bindparam("b_keys", expanding=True))).order_by(incidents.c.id)
 _COUNT_REPEATS = (incidents.update().where(incidents.c.id == sa.bindparam("b_id"))
                   .values(count=incidents.c.count + sa.bindparam("b_n", type_=sa.Integer),
                           last_seen_at=sa.bindparam("b_now", type_=incidents.c.last_seen_at.type),
@@ -136,16 +137,25 @@ class IncidentsStore:
         """A group in a handful of statements: one SELECT finds the open incidents of all its keys,
         one executemany counts every repeat, and only new keys cost an INSERT of their own."""
         keys = [f"{new.plate}|{new.alarm}" for new, _, _ in calls]
-        open_ids = dict(conn.execute(_OPEN_BY_KEY, {"b_keys": sorted(set(keys))}).all())
+        # On PostgreSQL the rows are locked (in id order, as every group takes them: no deadlock) and
+        # re-checked: one resolved since is no longer open, and its repeat opens a new incident.
+        select = _OPEN_BY_KEY.with_for_update() if conn.dialect.name == "postgresql" else _OPEN_BY_KEY
+        open_ids = dict(conn.execute(select, {"b_keys": sorted(set(keys))}).all())
         results: list[tuple[Incident | Repeat, bool] | None] = [None] * len(calls)
+        first_call: dict[str, int] = {}  # a key with no open incident -> its first call in the group
+        for i, key in enumerate(keys):
+            if key not in open_ids:
+                first_call.setdefault(key, i)
+        for key in sorted(first_call):  # inserted in key order, as every group does: no deadlock
+            i = first_call[key]
+            incident, created = self._open_or_join_thd(conn, *calls[i])
+            open_ids[key] = incident.id
+            results[i] = (incident, created)  # opened, or counted on one another worker just opened
         repeats: dict[int, dict[str, Any]] = {}  # incident id -> its count update
-        for i, ((new, now, first), key) in enumerate(zip(calls, keys, strict=True)):
-            incident_id = open_ids.get(key)
-            if incident_id is None:
-                incident, created = self._open_or_join_thd(conn, new, now, first)
-                open_ids[key] = incident.id
-                results[i] = (incident, created)  # opened, or counted on one another worker just opened
+        for i, ((new, now, _), key) in enumerate(zip(calls, keys, strict=True)):
+            if results[i] is not None:
                 continue
+            incident_id = open_ids[key]
             update = repeats.setdefault(incident_id, {"b_id": incident_id, "b_n": 0, "b_now": now, "b_serial": None})
             update["b_n"] += 1
             update["b_now"] = max(update["b_now"], now)
@@ -153,7 +163,7 @@ class IncidentsStore:
                 update["b_serial"] = new.alarm_serial
             results[i] = (Repeat(incident_id, 0), False)
         if repeats:
-            conn.execute(_COUNT_REPEATS, list(repeats.values()))
+            conn.execute(_COUNT_REPEATS, [repeats[i] for i in sorted(repeats)])  # id order, as locked
             counts = dict(conn.execute(_COUNTS, {"b_ids": list(repeats)}).all())
             results = [(Repeat(r.id, counts.get(r.id, r.count)), False) if isinstance(r, Repeat) else (r, created)
                        for r, created in results]
@@ -170,6 +180,8 @@ class IncidentsStore:
             alarm_serial=new.alarm_serial, lat=new.lat, lon=new.lon)
         if first is not None:
             values.update(first.changes, state=next_state("open", first.event))
+        elif new.start_deadline is not None:
+            values["due_at"] = now + timedelta(seconds=new.start_deadline)
         # One statement opens or joins, atomically even between workers (INSERT … ON CONFLICT).
         row = conn.execute(_open_or_join_statement(conn.dialect.name), values).one()
         if row.count > 1:  # another worker opened it since the SELECT: counted on theirs
@@ -190,23 +202,40 @@ class IncidentsStore:
         return self._model_from_row(row, tuple(entries)), True
 
     async def transition(self, incident_id: int, event: str, actor: str, text: str, now: datetime,
-                         data: dict[str, Any] | None = None, with_timeline: bool = True, **changes: Any) -> Incident:
+                         data: dict[str, Any] | None = None, with_timeline: bool = True,
+                         expect: tuple[str, ...] | None = None, due_by: datetime | None = None,
+                         then: FirstStep | None = None, **changes: Any) -> Incident:
         """Apply ``event`` (raises IncidentStateError if not allowed; LookupError if no such incident).
-        The incident comes back with its timeline unless ``with_timeline`` is False (the engine's path)."""
+
+        Guards, checked on the locked row: ``expect`` — the states the caller saw (an agent may have
+        taken the incident meanwhile); ``due_by`` — the deadline must still be at or before it (another
+        worker's sweep, or a fresh acknowledgement, may have moved it). ``then`` applies a second step
+        in the same transaction (verify, then resolve). The incident comes back with its timeline unless
+        ``with_timeline`` is False (the engine's path)."""
 
         def _thd(conn):
             row = conn.execute(_for_update(sa.select(incidents).where(incidents.c.id == incident_id), conn)).first()
             if row is None:
                 raise LookupError(f"no incident {incident_id}")
-            before, state = row.state, next_state(row.state, event)
-            values = dict(changes, state=state, updated_at=now)
-            if state == "resolved":
-                values.update(open_key=None, resolved_at=now, due_at=None)
-            row = conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values)
-                               .returning(*incidents.c)).one()
-            self._event(conn, incident_id, now, actor, event if event != "notify" else "notifying", text, data)
-            AuditStore.insert(conn, actor, f"incident_{event}", "incident", incident_id,
-                              {"from": before, "to": state, **({"note": text} if text else {})}, now)
+            if expect is not None and row.state not in expect:
+                raise IncidentStateError(f"incident {incident_id} is {row.state} now, not {' or '.join(expect)}")
+            if due_by is not None and (row.due_at is None or row.due_at > due_by):
+                raise IncidentStateError(f"incident {incident_id} is no longer due")
+            for step_event, step_actor, step_text, step_data, step_changes in (
+                    (event, actor, text, data, changes),
+                    *(((then.event, then.actor, then.text, None, then.changes),) if then else ())):
+                before, state = row.state, next_state(row.state, step_event)
+                values = dict(step_changes, state=state, updated_at=now)
+                if state == "resolved":
+                    values.update(open_key=None, resolved_at=now, due_at=None)
+                elif state == "verified":
+                    values.update(due_at=None)
+                row = conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values)
+                                   .returning(*incidents.c)).one()
+                self._event(conn, incident_id, now, step_actor, "notifying" if step_event == "notify" else step_event,
+                            step_text, step_data)
+                AuditStore.insert(conn, step_actor, f"incident_{step_event}", "incident", incident_id,
+                                  {"from": before, "to": state, **({"note": step_text} if step_text else {})}, now)
             return self._load(conn, incident_id) if with_timeline else self._model_from_row(row, ())
 
         return await self.db.pool.do(_thd)
@@ -258,7 +287,8 @@ class IncidentsStore:
 
     async def due(self, now: datetime, limit: int = 100) -> list[Incident]:
         def _thd(conn):
-            q = (sa.select(incidents).where(incidents.c.due_at.is_not(None), incidents.c.due_at <= now)
+            q = (sa.select(incidents).where(incidents.c.due_at.is_not(None), incidents.c.due_at <= now,
+                                            incidents.c.state.in_(("open", "notifying", "acknowledged")))
                  .order_by(incidents.c.due_at).limit(limit))
             return [self._model_from_row(r, ()) for r in conn.execute(q)]
 

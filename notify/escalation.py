@@ -5,8 +5,9 @@ the result on the incident's timeline with its call id and recording. A right PI
 incident as ``owner_handled``; "not me" (9) and "operator" (0) escalate at emergency priority; three
 wrong PINs escalate; busy / no answer / a bad number move on to the next step after its pause, and
 when the steps run out the incident goes to the agents. Each step carries a deadline in the database
-(its timeout plus its pause): if it never concludes, the engine's sweep escalates the incident; after a
-restart the policy resumes at the interrupted step.
+(its timeout plus its pause): if it never concludes — a hung call, a worker that died — the engine's
+sweep hands the incident to the agents. The policy only acts on an incident still ``notifying``: one an
+agent has taken meanwhile is left alone.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ class VerificationNotifier:
         self.caller_id = caller_id
 
     def start(self, incident: Incident) -> None:
-        Deferred.fromCoroutine(self.run(incident)).addErrback(
-            lambda f: log.error("policy of incident %s failed: %s", incident.id, f.getTraceback()))
+        Deferred.fromCoroutine(self.run(incident)).addErrback(self._failed, incident)
+
+    def _failed(self, failure, incident: Incident) -> None:
+        log.error("policy of incident %s failed: %s", incident.id, failure.getTraceback())
+        Deferred.fromCoroutine(self.desk.escalate(
+            incident.id, f"the notification policy failed ({failure.getErrorMessage()}); to the agent queue",
+            expect=("open", "notifying"))).addErrback(lambda f: None)  # gone meanwhile, or the sweep will
 
     async def run(self, incident: Incident) -> None:
         try:
@@ -57,17 +63,17 @@ class VerificationNotifier:
         language = "en" if vehicle and vehicle.owner and vehicle.owner.language == "en" else "zh"
         steps = dial_steps(incident.policy)
         for n, step in enumerate(steps, start=1):
-            if n < incident.step:
-                continue  # resumed after a restart: the steps before the interrupted one are done
             index = 0 if step["kind"] == "dial_owner" else 1
             if index >= len(phones):
                 await self.desk.attempt(incident.id, f"step {n}: no {'backup' if index else 'owner'} phone", {})
                 continue
             contact = phones[index]
             label = "owner" if index == 0 else "backup contact"
-            await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(contact.value)}",
-                                   timeout=float(step.get("timeout", 120)) + float(step.get("retry_after", 60)))
             async with self.lines.line(EMERGENCY if incident.severity == "emergency" else INCIDENT):
+                # The step (and its deadline) starts once a line is free; if the sweep or an agent took
+                # the incident while it waited, this raises and nobody is dialled.
+                await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(contact.value)}",
+                                       timeout=float(step.get("timeout", 120)) + float(step.get("retry_after", 60)))
                 result = await self.verifier.verify(VerificationRequest(
                     plate=incident.plate, number=contact.value, alarm=incident.alarm, alarm_time=incident.opened_at,
                     language=language, lat=incident.lat, lon=incident.lon, caller_id=self.caller_id))
@@ -81,12 +87,13 @@ class VerificationNotifier:
             if result.outcome in (V.DENIED, V.OPERATOR):
                 why = "said it was not them or needs help" if result.outcome is V.DENIED else "asked for an operator"
                 await self.desk.escalate(incident.id, f"the {label} {why}", priority=0,
-                                         data={"call_id": result.call_id})
+                                         data={"call_id": result.call_id}, expect=("notifying",))
                 return
             if result.outcome is V.PIN_FAILED:
                 await self.desk.escalate(incident.id, f"the {label} failed the PIN three times",
-                                         data={"call_id": result.call_id})
+                                         data={"call_id": result.call_id}, expect=("notifying",))
                 return
             if n < len(steps):
                 await task.deferLater(self.clock, float(step.get("retry_after", 60)), lambda: None)
-        await self.desk.escalate(incident.id, f"nobody verified after {len(steps)} call steps")
+        await self.desk.escalate(incident.id, f"nobody verified after {len(steps)} call steps",
+                                 expect=("open", "notifying"))

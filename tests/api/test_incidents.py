@@ -173,7 +173,11 @@ async def test_event_stream_carries_every_change(api):
         assert events[1][1]["incident"]["assignee"] == "agent-1" and events[1][1]["event"] == "acknowledged"
     finally:
         stream.transport.loseConnection()
-    await task.deferLater(reactor, 0.05, lambda: None)  # the server notices and drops its consumers
+    for _ in range(100):  # the server notices and stops the stream's bus consumers (bounded: 2 s)
+        if not desk.bus._consumers:
+            break
+        await task.deferLater(reactor, 0.02, lambda: None)
+    assert not desk.bus._consumers
 
 
 @pytest_twisted.ensureDeferred

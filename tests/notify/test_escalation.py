@@ -46,11 +46,9 @@ async def setup(sqlite_url):
         await db.stopService()
 
 
-async def run(db, desk, verifier, plate="P1", step=0):
+async def run(db, desk, verifier, plate="P1"):
     incident, _ = await db.incidents.open_or_join(NewIncident(
         plate, "power_cut", "routine", 50, "normal", POLICY, T0), T0)
-    if step:
-        incident = await desk.notify(incident.id, step, "interrupted by a restart")
     await VerificationNotifier(desk, db.vehicles, verifier, TrunkLines(2), reactor).run(incident)
     return await db.incidents.get(incident.id)
 
@@ -94,11 +92,38 @@ async def test_no_backup_phone_is_skipped_and_noted(setup):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_restart_resumes_at_the_interrupted_step(setup):
+async def test_an_agent_taking_the_incident_mid_call_stops_the_policy(setup):
     db, desk = setup
-    verifier = ScriptedVerifier(V.VERIFIED)
-    done = await run(db, desk, verifier, step=2)
-    assert verifier.dialled == ["+8613900139000"] and done.state == "resolved"
+
+    class AgentTakesIt(ScriptedVerifier):
+        async def verify(self, request):
+            incidents = await db.incidents.search(plate="P1")
+            await desk.acknowledge(incidents[0].id, "alice")  # while the owner's phone rings
+            return await super().verify(request)
+
+    done = await run(db, desk, AgentTakesIt(V.NO_ANSWER, V.NO_ANSWER))
+    assert (done.state, done.assignee) == ("acknowledged", "alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_sweeps_escalate_once_and_a_stuck_open_incident_goes_to_agents(setup):
+    from twisted.internet import defer
+
+    db, desk = setup
+    taken, _ = await db.incidents.open_or_join(NewIncident("P1", "sos", "emergency", 0, "normal", POLICY, T0), T0)
+    await desk.escalate(taken.id, "queue")
+    desk.ack_timeout = 0.001
+    await desk.acknowledge(taken.id, "bob")
+    stuck, _ = await db.incidents.open_or_join(NewIncident("P2", "power_cut", "routine", 50, "normal", POLICY, T0,
+                                                           start_deadline=0.001), T0)
+    from twisted.internet import task
+    await task.deferLater(reactor, 0.01, lambda: None)
+    counts = await defer.gatherResults([defer.Deferred.fromCoroutine(desk.sweep()) for _ in range(2)])
+    assert sum(counts) == 2
+    taken = await db.incidents.get(taken.id)
+    assert [e.kind for e in taken.timeline].count("escalate") == 2 and taken.state == "escalated"
+    stuck = await db.incidents.get(stuck.id)
+    assert stuck.state == "escalated" and "did not start in time" in stuck.timeline[-1].text
 
 
 @pytest_twisted.ensureDeferred

@@ -25,6 +25,8 @@ class Lock:
 
 
 class LiveState(Protocol):
+    shared: bool  # True when other processes see the same state (Redis); False for one process's memory
+
     async def set_position(self, vehicle: str, position: dict[str, Any]) -> None:
         """Keep ``position`` as the vehicle's last one — unless the stored one has a newer
         ``time`` (ISO-8601 string), so late or replayed reports never move a vehicle back."""

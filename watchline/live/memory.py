@@ -71,6 +71,7 @@ class _Expiring:
 
 
 class MemoryLiveState(Service):
+    shared = False  # one process's memory: never seen by another worker
     name = "live"
 
     def __init__(self, clock: IReactorTime) -> None:

@@ -70,6 +70,7 @@ _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 
 
 class RedisLiveState(Service):
+    shared = True  # seen by every worker process
     name = "live"
 
     def __init__(self, reactor: Any, url: str = "redis://127.0.0.1:6379/0", prefix: str = "watchline:",
