@@ -59,7 +59,7 @@ class FirstStep:
 
 # Built once, so SQLAlchemy reuses their compiled form on the engine's hot path.
 _INSERT_EVENT = incident_events.insert()
-GROUP_MAX = 200  # open_or_join calls per transaction
+GROUP_MAX = 50  # open_or_join calls per transaction
 _OPEN_BY_KEY = sa.select(incidents.c.open_key, incidents.c.id).where(
     incidents.c.open_key.in_(sa.bindparam("b_keys", expanding=True))).order_by(incidents.c.id)
 _COUNT_REPEATS = (incidents.update().where(incidents.c.id == sa.bindparam("b_id"))
