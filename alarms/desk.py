@@ -4,9 +4,10 @@ Each action is one state transition (or timeline entry) in storage, then one bus
 incident — ``incident.<new state>`` (opened, notifying, verified, escalated, acknowledged, resolved) or
 ``incident.updated`` for a comment, call attempt or reassignment — so agent desks and wallboards
 update live. Acknowledging sets a persisted deadline (``due_at``); the engine's sweep re-escalates an
-incident still acknowledged when it passes. Resolving a JT/T 808 alarm that the terminal lets the platform confirm sends 0x8203
-and records the terminal's answer — directly when the terminal is connected to this process, else
-through the bus (``terminal.jt808.confirm_alarm``) to the ingest process that holds its session.
+incident still acknowledged when it passes. Resolving a JT/T 808 alarm that the terminal lets the
+platform confirm sends 0x8203 and records the terminal's answer — directly when the terminal is
+connected to this process, else through the bus (``terminal.jt808.confirm_alarm``) to the ingest
+process that holds its session. Actions return the incident without its timeline.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from twisted.internet.defer import Deferred
 from alarms.incident import OUTCOMES, Incident, IncidentStateError
 from alarms.names import JT808_ALARM_BITS, JT808_CONFIRMABLE_BITS
 from alarms.report import iso_utc
+from crm.incidents import Step
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,11 @@ class IncidentDesk:
         except Exception as e:  # the change is committed; a missed live event must not undo it
             log.warning("incident %s %s not published: %s", incident.id, event, e)
 
-    async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None, timeline: bool = False,
-                     expect: tuple[str, ...] | None = None, due_by: datetime | None = None, then=None,
+    async def _apply(self, incident_id: int, event: str, actor: str, text: str, data=None,
+                     expect: tuple[str, ...] | None = None, due_by: datetime | None = None, then: Step | None = None,
                      **changes) -> Incident:
         incident = await self.db.incidents.transition(incident_id, event, actor, text, self.now(), data,
-                                                      with_timeline=timeline, expect=expect, due_by=due_by,
+                                                      with_timeline=False, expect=expect, due_by=due_by,
                                                       then=then, **changes)
         await self.publish(incident.state, incident)  # incident.escalated, incident.acknowledged, ...
         return incident
@@ -89,11 +91,9 @@ class IncidentDesk:
 
     async def verified(self, incident_id: int, text: str, data=None) -> Incident:
         """The owner's PIN was right: verified and resolved as owner_handled, in one transaction."""
-        from crm.incidents import FirstStep
-
         note = "the owner confirmed with the PIN"
         incident = await self._apply(incident_id, "verify", "owner", text, data, expect=("notifying",),
-                                     then=FirstStep("resolve", "engine", f"resolved: owner_handled — {note}",
+                                     then=Step("resolve", "engine", f"resolved: owner_handled — {note}",
                                                     {"outcome": "owner_handled", "note": note}))
         await self._confirm_on_terminal(incident)
         return incident
@@ -106,8 +106,7 @@ class IncidentDesk:
     # -- agents -------------------------------------------------------------------------------
     async def acknowledge(self, incident_id: int, user: str) -> Incident:
         due = self.now() + timedelta(seconds=self.ack_timeout)
-        return await self._apply(incident_id, "acknowledge", user, f"taken by {user}", timeline=True, assignee=user,
-                                 due_at=due)
+        return await self._apply(incident_id, "acknowledge", user, f"taken by {user}", assignee=user, due_at=due)
 
     async def resolve(self, incident_id: int, user: str, outcome: str, note: str | None = None) -> Incident:
         if outcome not in OUTCOMES:
@@ -115,7 +114,7 @@ class IncidentDesk:
         if outcome == "other" and not (note or "").strip():
             raise IncidentStateError("a note is required when the outcome is other")
         incident = await self._apply(incident_id, "resolve", user, f"resolved: {outcome}" + (f" — {note}" if note else ""),
-                                     {"outcome": outcome}, timeline=True, outcome=outcome, note=note)
+                                     {"outcome": outcome}, outcome=outcome, note=note)
         await self._confirm_on_terminal(incident)
         return incident
 

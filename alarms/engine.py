@@ -23,12 +23,13 @@ from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
 from alarms.rules import Rules, RulesError, load_rules
-from crm.incidents import FirstStep, NewIncident
+from crm.incidents import NewIncident, Step
 
 log = logging.getLogger(__name__)
 
 QUEUE = "watchline.alarms"
 EMERGENCY_TEXT = "emergency: straight to the agent queue"
+NO_TELEPHONY_TEXT = "no telephony configured: to the agent queue instead of calling the owner"
 START_DEADLINE = 60.0  # seconds for a routine incident's policy to start before the agents get it
 LOCK_TTL = 10.0  # seconds; handling one report takes milliseconds
 TIER_REFRESH = 60.0  # seconds between reloads of every vehicle's tier
@@ -37,25 +38,9 @@ PREFETCH = 64  # reports in hand at once (different vehicles' run concurrently)
 
 class Notifier(Protocol):
     """Runs a routine incident's policy (dialling the owner...) and reports back through the desk.
-    A notifier that would only escalate says so in ``escalates_at_once`` (the reason), and the engine
-    escalates the incident in the transaction that opens it."""
-
-    escalates_at_once: str | None
+    Without one (no telephony), a routine incident is escalated in the transaction that opens it."""
 
     def start(self, incident: Incident) -> None: ...
-
-
-class AgentOnlyNotifier:
-    """Without telephony, a routine incident goes to the agent queue at once, saying why."""
-
-    escalates_at_once = "no telephony configured: to the agent queue instead of calling the owner"
-
-    def __init__(self, desk: IncidentDesk) -> None:
-        self.desk = desk
-
-    def start(self, incident: Incident) -> None:
-        Deferred.fromCoroutine(self.desk.escalate(incident.id, self.escalates_at_once)).addErrback(
-            lambda f: log.error("incident %s not escalated (the sweep will): %s", incident.id, f.getErrorMessage()))
 
 
 class AlarmEngine(service.Service):
@@ -71,7 +56,7 @@ class AlarmEngine(service.Service):
         self.desk = desk
         self.rules = rules or Rules()
         self.rules_path = rules_path
-        self.notifier = notifier or AgentOnlyNotifier(desk)
+        self.notifier = notifier
         self.sweep_interval = sweep_interval
         self.queue = queue
         self._tails: dict[str, Deferred[None]] = {}  # per vehicle: the last report being handled
@@ -216,9 +201,9 @@ class AlarmEngine(service.Service):
         now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
         serial = report.raw_alarms.get("jt808_serial")
         if cls.severity == "emergency":
-            first = FirstStep("escalate", "engine", EMERGENCY_TEXT, {"priority": 0})
-        elif getattr(self.notifier, "escalates_at_once", None):
-            first = FirstStep("escalate", "engine", self.notifier.escalates_at_once)
+            first = Step("escalate", "engine", EMERGENCY_TEXT, {"priority": 0})
+        elif self.notifier is None:
+            first = Step("escalate", "engine", NO_TELEPHONY_TEXT)
         else:
             first = None
         incident, created = await self.db.incidents.open_or_join(NewIncident(
@@ -238,4 +223,4 @@ class AlarmEngine(service.Service):
             self.notifier.start(incident)
 
 
-__all__ = ["AlarmEngine", "AgentOnlyNotifier", "Notifier", "RulesError"]
+__all__ = ["AlarmEngine", "Notifier", "RulesError"]

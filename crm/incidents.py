@@ -48,8 +48,9 @@ class Repeat:
 
 
 @dataclass(frozen=True)
-class FirstStep:
-    """A transition applied to a new incident in the transaction that opens it."""
+class Step:
+    """A transition carried out inside another write: the first step of a new incident, in the
+    transaction that opens it, or a second step after a transition (verify, then resolve)."""
 
     event: str
     actor: str
@@ -89,11 +90,11 @@ def _open_or_join_statement(dialect: str):
 class IncidentsStore:
     def __init__(self, db) -> None:
         self.db = db
-        self._pending: list[tuple[NewIncident, datetime, FirstStep | None, Deferred]] = []
+        self._pending: list[tuple[NewIncident, datetime, Step | None, Deferred]] = []
         self._flushing = False
 
     async def open_or_join(self, new: NewIncident, now: datetime,
-                           first: FirstStep | None = None) -> tuple[Incident | Repeat, bool]:
+                           first: Step | None = None) -> tuple[Incident | Repeat, bool]:
         """The incident opened for (plate, alarm) and True; or, when one is open, the repeat counted on
         it (a ``Repeat``) and False.
         A created incident takes ``first`` (e.g. escalate) in the same transaction.
@@ -170,7 +171,7 @@ class IncidentsStore:
         return results
 
     def _open_or_join_thd(self, conn, new: NewIncident, now: datetime,
-                          first: FirstStep | None) -> tuple[Incident | Repeat, bool]:
+                          first: Step | None) -> tuple[Incident | Repeat, bool]:
         key = f"{new.plate}|{new.alarm}"
         values = dict(
             plate=new.plate, alarm=new.alarm, severity=new.severity, priority=new.priority, tier=new.tier,
@@ -191,8 +192,7 @@ class IncidentsStore:
                                                  "lon": new.lon})]
         audits = [("engine", "incident_opened", {"plate": new.plate, "alarm": new.alarm})]
         if first is not None:
-            kind = "notifying" if first.event == "notify" else first.event  # as transition() writes it
-            entries.append(TimelineEntry(now, first.actor, kind, first.text, None))
+            entries.append(TimelineEntry(now, first.actor, _timeline_kind(first.event), first.text, None))
             audits.append((first.actor, f"incident_{first.event}",
                            {"from": "open", "to": row.state, "note": first.text}))
         conn.execute(_INSERT_EVENT, [{"incident_id": row.id, "time": e.time, "actor": e.actor, "kind": e.kind,
@@ -204,7 +204,7 @@ class IncidentsStore:
     async def transition(self, incident_id: int, event: str, actor: str, text: str, now: datetime,
                          data: dict[str, Any] | None = None, with_timeline: bool = True,
                          expect: tuple[str, ...] | None = None, due_by: datetime | None = None,
-                         then: FirstStep | None = None, **changes: Any) -> Incident:
+                         then: Step | None = None, **changes: Any) -> Incident:
         """Apply ``event`` (raises IncidentStateError if not allowed; LookupError if no such incident).
 
         Guards, checked on the locked row: ``expect`` — the states the caller saw (an agent may have
@@ -232,8 +232,7 @@ class IncidentsStore:
                     values.update(due_at=None)
                 row = conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values)
                                    .returning(*incidents.c)).one()
-                self._event(conn, incident_id, now, step_actor, "notifying" if step_event == "notify" else step_event,
-                            step_text, step_data)
+                self._event(conn, incident_id, now, step_actor, _timeline_kind(step_event), step_text, step_data)
                 AuditStore.insert(conn, step_actor, f"incident_{step_event}", "incident", incident_id,
                                   {"from": before, "to": state, **({"note": step_text} if step_text else {})}, now)
             return self._load(conn, incident_id) if with_timeline else self._model_from_row(row, ())
@@ -242,18 +241,17 @@ class IncidentsStore:
 
     async def update(self, incident_id: int, actor: str, kind: str, text: str, now: datetime,
                      data: dict[str, Any] | None = None, **changes: Any) -> Incident:
-        """A timeline entry (comment, call attempt, reassignment) with optional field changes, no state change."""
+        """A timeline entry (comment, call attempt, reassignment) with optional field changes, no state
+        change. The incident comes back without its timeline."""
 
         def _thd(conn):
-            if changes:
-                changes["updated_at"] = now
-                if conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**changes)).rowcount == 0:
-                    raise LookupError(f"no incident {incident_id}")
-            elif conn.execute(sa.select(incidents.c.id).where(incidents.c.id == incident_id)).first() is None:
+            row = conn.execute(incidents.update().where(incidents.c.id == incident_id)
+                               .values(**changes, updated_at=now).returning(*incidents.c)).first()
+            if row is None:
                 raise LookupError(f"no incident {incident_id}")
             self._event(conn, incident_id, now, actor, kind, text, data)
             AuditStore.insert(conn, actor, f"incident_{kind}", "incident", incident_id, {"text": text}, now)
-            return self._load(conn, incident_id)
+            return self._model_from_row(row, ())
 
         return await self.db.pool.do(_thd)
 
@@ -302,10 +300,9 @@ class IncidentsStore:
         return await self.db.pool.do(_thd)
 
     @staticmethod
-    def _event(conn, incident_id: int, now: datetime, actor: str, kind: str, text: str, data) -> TimelineEntry:
+    def _event(conn, incident_id: int, now: datetime, actor: str, kind: str, text: str, data) -> None:
         conn.execute(_INSERT_EVENT, {"incident_id": incident_id, "time": now, "actor": actor, "kind": kind,
                                      "text": text, "data": data})
-        return TimelineEntry(now, actor, kind, text, data)
 
     @classmethod
     def _load(cls, conn, incident_id: int) -> Incident | None:
@@ -324,6 +321,11 @@ class IncidentsStore:
             updated_at=row.updated_at, last_seen_at=row.last_seen_at, due_at=row.due_at, resolved_at=row.resolved_at,
             assignee=row.assignee, outcome=row.outcome, note=row.note, terminal_protocol=row.terminal_protocol,
             terminal_id=row.terminal_id, alarm_serial=row.alarm_serial, lat=row.lat, lon=row.lon, timeline=timeline)
+
+
+def _timeline_kind(event: str) -> str:
+    """The timeline names a started policy step by the state it enters."""
+    return "notifying" if event == "notify" else event
 
 
 def _for_update(q, conn):

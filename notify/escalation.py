@@ -31,8 +31,6 @@ def masked(number: str) -> str:
 
 
 class VerificationNotifier:
-    escalates_at_once = None  # it dials first
-
     def __init__(self, desk, vehicles, verifier: OwnerVerifier, lines: TrunkLines, clock,
                  caller_id: str | None = None) -> None:
         self.desk = desk
