@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args, config: Config) -> int:
     if args.command in ("serve", "demo"):
+        from twisted.internet import reactor  # the process's reactor is chosen here, at the edge
+
         from watchline.run import run_server
 
-        return run_server(config, role=getattr(args, "role", "all"), demo=args.command == "demo")
+        return run_server(config, reactor, role=getattr(args, "role", "all"), demo=args.command == "demo")
     if args.command == "db":
         return _db_upgrade(config)
     if args.command == "import":
@@ -102,9 +104,11 @@ def _dispatch(args, config: Config) -> int:
     if args.command == "token":
         return _issue_token(config, args.role, args.name)
     if args.command == "simulate":
+        from twisted.internet import reactor
+
         from watchline.simulate import simulate_terminals
 
-        return simulate_terminals(config, args)
+        return simulate_terminals(config, args, reactor)
     raise UsageError(f"unknown command {args.command}")
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from typing import Any
 
 from watchline.config import Config
 
 log = logging.getLogger("watchline")
 
 
-def run_server(config: Config, role: str = "all", demo: bool = False) -> int:
-    from twisted.internet import reactor
+def run_server(config: Config, reactor: Any, role: str = "all", demo: bool = False) -> int:
     from twisted.python import log as twlog
 
     from crm.db import create_engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from watchline.config import Config
 
@@ -24,7 +25,7 @@ def _target(config: Config, protocol: str, target: str | None) -> tuple[str, int
     return host, int(port)
 
 
-def simulate_terminals(config: Config, args) -> int:
+def simulate_terminals(config: Config, args, reactor: Any) -> int:
     from twisted.internet import defer
 
     from watchline.cli import UsageError
@@ -41,7 +42,6 @@ def simulate_terminals(config: Config, args) -> int:
 
         # --first-id is the 14-digit IMEI body; the Luhn check digit is appended.
         extra = {"imeis": [luhn_imei(f"{args.first_id + i:014d}") for i in range(args.count)]} if args.first_id else {}
-    from twisted.internet import reactor
     from twisted.python.failure import Failure
 
     result: dict = {}
