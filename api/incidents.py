@@ -61,8 +61,8 @@ class IncidentsResource:
         found = await self.db.incidents.search(
             state=state, severity=severity, plate=query_arg(request, "plate"), since=_time_arg(request, "since"),
             until=_time_arg(request, "until"), limit=int_arg(request, "limit", 100, 1, 1000),
-            offset=int_arg(request, "offset", 0, 0, 10_000_000))
-        return json_response(request, {"incidents": [i.to_json(with_timeline=False) for i in found]})
+            offset=int_arg(request, "offset", 0, 0, 10_000_000), with_timelines=True)
+        return json_response(request, {"incidents": [i.to_json() for i in found]})  # design.md: with timeline
 
     @app.route("/<int:incident_id>", methods=["GET"])
     @requires(*READ_ROLES)
@@ -129,8 +129,8 @@ class IncidentsResource:
 
 OPENAPI_PATHS = {
     "/api/v1/incidents": {"get": {
-        "summary": "Incidents, emergencies first, then priority, tier and age; filters state, severity, plate, "
-                   "since, until; paging limit/offset", "security": [{"bearer": []}],
+        "summary": "Incidents with their timelines, emergencies first, then priority, tier and age; filters "
+                   "state, severity, plate, since, until; paging limit/offset", "security": [{"bearer": []}],
         "responses": {"200": {"description": "{incidents: [...]}"}}}},
     "/api/v1/incidents/{id}": {"get": {"summary": "One incident with its timeline and its vehicle (owner, "
                                                       "contacts, last position)", "security": [{"bearer": []}],

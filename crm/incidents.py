@@ -263,8 +263,9 @@ class IncidentsStore:
 
     async def search(self, state: str | None = None, severity: str | None = None, plate: str | None = None,
                      since: datetime | None = None, until: datetime | None = None, limit: int = 100,
-                     offset: int = 0) -> list[Incident]:
-        """Emergencies first, then priority, then tier (platinum > gold > normal), then oldest first."""
+                     offset: int = 0, with_timelines: bool = False) -> list[Incident]:
+        """Emergencies first, then priority, then tier (platinum > gold > normal), then oldest first.
+        ``with_timelines`` reads every found incident's timeline too, in one more query."""
 
         def _thd(conn):
             q = sa.select(incidents)
@@ -279,7 +280,9 @@ class IncidentsStore:
             tier_rank = sa.case((incidents.c.tier == "platinum", 0), (incidents.c.tier == "gold", 1), else_=2)
             q = q.order_by(sa.case((incidents.c.severity == "emergency", 0), else_=1), incidents.c.priority,
                            tier_rank, incidents.c.opened_at, incidents.c.id).limit(limit).offset(offset)
-            return [self._model_from_row(r, ()) for r in conn.execute(q)]
+            rows = conn.execute(q).all()
+            timelines = self._timelines(conn, [r.id for r in rows]) if with_timelines and rows else {}
+            return [self._model_from_row(r, timelines.get(r.id, ())) for r in rows]
 
         return await self.db.pool.do(_thd)
 
@@ -309,9 +312,15 @@ class IncidentsStore:
         row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
         if row is None:
             return None
-        events = conn.execute(sa.select(incident_events).where(incident_events.c.incident_id == incident_id)
-                              .order_by(incident_events.c.id)).all()
-        return cls._model_from_row(row, tuple(TimelineEntry(e.time, e.actor, e.kind, e.text, e.data) for e in events))
+        return cls._model_from_row(row, cls._timelines(conn, [incident_id]).get(incident_id, ()))
+
+    @staticmethod
+    def _timelines(conn, incident_ids: list[int]) -> dict[int, tuple[TimelineEntry, ...]]:
+        found: dict[int, list[TimelineEntry]] = {}
+        for e in conn.execute(sa.select(incident_events).where(incident_events.c.incident_id.in_(incident_ids))
+                              .order_by(incident_events.c.id)):
+            found.setdefault(e.incident_id, []).append(TimelineEntry(e.time, e.actor, e.kind, e.text, e.data))
+        return {incident_id: tuple(entries) for incident_id, entries in found.items()}
 
     @staticmethod
     def _model_from_row(row, timeline) -> Incident:

@@ -76,6 +76,9 @@ async def test_list_filter_get_with_owner_and_act(api):
     agent = tokens["agent"]
     code, body = await call("GET", f"{base}/api/v1/incidents", agent)
     assert code == 200 and [i["id"] for i in body["incidents"]] == [sos.id, door.id]
+    first = body["incidents"][0]  # each item in the shape of design.md, timeline included
+    assert {"id", "plate", "alarm", "severity", "state", "opened_at", "updated_at"} <= set(first)
+    assert [e["kind"] for e in first["timeline"]] == ["opened", "escalate"]
     code, body = await call("GET", f"{base}/api/v1/incidents?severity=routine&state=escalated", agent)
     assert [i["alarm"] for i in body["incidents"]] == ["illegal_door_open"]
     code, body = await call("GET", f"{base}/api/v1/incidents?plate=P1&since=2000-01-01T00:00:00Z", agent)
