@@ -220,3 +220,126 @@ incident_events = sa.Table(
     sa.Column("data", sa.JSON, nullable=True),  # links: call_id, recording, work_order_id, ...
     sa.Index("ix_incident_events_incident_id", "incident_id"),
 )
+
+# --- geo and dispatch (migration 0007) -------------------------------------------------------------
+
+fences = sa.Table(
+    "fences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # circle | polygon | corridor
+    sa.Column("geometry", sa.JSON, nullable=False),  # circle: lat, lon, radius_m; polygon: points; corridor: path, width_m
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=True),  # scope
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_fences_updated_at", "updated_at"),
+)
+
+rescue_trucks = sa.Table(
+    "rescue_trucks",
+    metadata,
+    sa.Column("vehicle_id", sa.Integer, sa.ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("availability", sa.String(16), nullable=False),  # available | dispatched | en_route | ...
+    sa.Column("work_order_id", sa.Integer, nullable=True),  # the order it is serving, if any
+    sa.Column("changed_at", UtcDateTime(), nullable=False),
+    sa.Column("changed_by", sa.String(100), nullable=False),
+)
+
+work_orders = sa.Table(
+    "work_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # tow | battery | tyre | fuel | accident
+    sa.Column("status", sa.String(16), nullable=False),  # dispatched | en_route | on_site | completed | cancelled
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("truck_id", sa.Integer, sa.ForeignKey("vehicles.id"), nullable=False),
+    sa.Column("customer_plate", sa.String(32), nullable=True),
+    sa.Column("contact_phone", sa.String(32), nullable=True),
+    sa.Column("site_lat", sa.Float, nullable=False),
+    sa.Column("site_lon", sa.Float, nullable=False),
+    sa.Column("address", sa.Text, nullable=True),
+    sa.Column("distance_m", sa.Float, nullable=True),  # truck to site when dispatched
+    sa.Column("eta_s", sa.Float, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("en_route_at", UtcDateTime(), nullable=True),
+    sa.Column("on_site_at", UtcDateTime(), nullable=True),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+    sa.Column("cancelled_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_work_orders_status", "status"),
+    sa.Index("ix_work_orders_truck_id", "truck_id"),
+    sa.Index("ix_work_orders_incident_id", "incident_id"),
+)
+
+# --- notifications and campaigns (migration 0008) --------------------------------------------------
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(16), nullable=False),  # voice | sms | email | webhook
+    sa.Column("recipient", sa.String(500), nullable=False),  # E.164, address or URL
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("external_id", sa.String(100), nullable=True),  # SMSC message id, SMTP queue id, ...
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("work_order_id", sa.Integer, sa.ForeignKey("work_orders.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_deliveries_incident_id", "incident_id"),
+    sa.Index("ix_deliveries_status", "status"),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # draft | running | paused | completed | cancelled
+    sa.Column("template", sa.Text, nullable=False),  # jinja2 text read to each number
+    sa.Column("language", sa.String(8), nullable=False, server_default="zh"),
+    sa.Column("confirm", sa.Boolean, nullable=False, server_default=sa.false()),  # "press 1 to confirm"
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("schedule", sa.JSON, nullable=False),  # window start/end, days, time zone, not before/after
+    sa.Column("retry", sa.JSON, nullable=False),  # outcome -> {after_s, max}
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+)
+
+campaign_numbers = sa.Table(
+    "campaign_numbers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),  # E.164
+    sa.Column("plate", sa.String(32), nullable=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("variables", sa.JSON, nullable=True),  # extra template values from the list
+    sa.Column("status", sa.String(16), nullable=False),  # pending | calling | done | skipped
+    sa.Column("outcome", sa.String(32), nullable=True),  # last call outcome, or dnc / invalid_number
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("history", sa.JSON, nullable=False),  # [{at, outcome, duration_s, call_id}]
+    sa.Column("confirmed", sa.Boolean, nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("campaign_id", "phone"),
+    sa.Index("ix_campaign_numbers_campaign_id_status", "campaign_id", "status", "next_attempt_at"),
+)
+
+do_not_call = sa.Table(
+    "do_not_call",
+    metadata,
+    sa.Column("phone", sa.String(32), primary_key=True),  # E.164
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("added_at", UtcDateTime(), nullable=False),
+)
