@@ -1,11 +1,14 @@
 """The JT/T 808 location report body (0x0200, also inside 0x0704 and 0x0201) -> canonical Report.
 
-Decoded against the standard (jt808.md §4–§5), not against any vendor's conventions: the alarm
-DWORD maps bit by bit through ``alarms.names``, the status DWORD into named flags, the standard
-additional items into ``extras``/``raw_alarms``. Items this module does not know (vendor items,
-or a standard id with a length that does not match the standard) are kept as hex in
-``extras["raw_items"]`` so nothing the terminal sent is lost. This is the hot path of the
-terminal server: per-word results are cached and the common items are read inline.
+Decoded against the standard (jt808.md §4–§5): the alarm DWORD maps bit by bit through
+``alarms.names``, the status DWORD into named flags, the standard additional items into
+``extras``/``raw_alarms``. Other items (vendor items, or a standard id with a length that does
+not match the standard) go to ``vendor_items``, which decodes the vendor conventions Traccar
+knows and keeps the rest as hex in ``extras["raw_items"]``, so nothing the terminal sent is
+lost. A device ``model`` with its own alarm-bit convention (``vendor_items.MODEL_ALARM_BITS``)
+replaces the standard bit meanings. This is the hot path of the terminal server: per-word
+results are cached, the common items are read inline, and vendor decoding runs only for
+reports that carry vendor items.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from alarms.names import JT808_ALARM_BITS
 from alarms.report import Fix, Report
 from ingest.jt808.messages import BodyError, split_batch
+from ingest.jt808.vendor_items import MODEL_ALARM_BITS, decode_vendor_items, model_alarms
 
 _FIXED = struct.Struct(">IIIIhHH6s")
 FIXED_LENGTH = _FIXED.size  # 28
@@ -100,7 +104,7 @@ def bcd_time(raw: bytes) -> datetime | None:
     return local - _BEIJING
 
 
-def _coordinate(raw: int, negative: bool) -> float:
+def coordinate(raw: int, negative: bool) -> float:
     # Unsigned degrees x 1e6 with the sign in a status bit; some terminals send an already
     # negative two's-complement value instead, which is kept (jt808.md §4).
     value = (raw - 0x100000000 if raw & 0x80000000 else raw) / 1e6
@@ -137,10 +141,12 @@ def decode_location(
     serial: int,
     is_2019: bool = False,
     received_at: datetime | None = None,
+    model: str | None = None,
 ) -> Report:
     """One 0x0200 body -> Report. Raises LocationError when the fixed part is missing.
 
-    ``received_at`` is used as the report time when the BCD time is not a real date.
+    ``received_at`` is used as the report time when the BCD time is not a real date. ``model``
+    is the terminal's device model from the fleet, for the vendor conventions that depend on it.
     """
     if len(body) < FIXED_LENGTH:
         raise LocationError(f"location body of {len(body)} bytes, need {FIXED_LENGTH}")
@@ -152,22 +158,28 @@ def decode_location(
         time = received_at or datetime.now(timezone.utc)
         extras["time_invalid"] = time_bcd.hex()
     satellites = None
+    vendor_alarms: list[str] | None = None
     if len(body) > FIXED_LENGTH:
         items, problems = collect_items(body)
         if problems:
             extras["item_problems"] = problems
-        satellites = _apply_items(items, alarm_word, raw_alarms, extras)
-    lat = _coordinate(raw_lat, bool(status_word & 0x4))
-    lon = _coordinate(raw_lon, bool(status_word & 0x8))
+        satellites, vendor_alarms = _apply_items(items, alarm_word, raw_alarms, extras, model)
+    lat = coordinate(raw_lat, bool(status_word & 0x4))
+    lon = coordinate(raw_lon, bool(status_word & 0x8))
     if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
         fix: Fix | None = Fix(lat, lon, float(altitude), speed / 10, float(course), bool(status_word & 0x2),
                               satellites)
     else:
         fix = None
         extras["bad_coordinates"] = [lat, lon]
-    alarms = alarm_names(alarm_word, is_2019) if alarm_word else ()
-    if not is_2019 and alarm_word & _MASK_2019_ONLY:
-        extras["reserved_alarm_bits"] = [bit for bit in _BITS_2019_ONLY if alarm_word >> bit & 1]
+    if model is not None and model in MODEL_ALARM_BITS:
+        alarms = model_alarms(alarm_word, model)
+    else:
+        alarms = alarm_names(alarm_word, is_2019) if alarm_word else ()
+        if not is_2019 and alarm_word & _MASK_2019_ONLY:
+            extras["reserved_alarm_bits"] = [bit for bit in _BITS_2019_ONLY if alarm_word >> bit & 1]
+    if vendor_alarms:
+        alarms = alarms + tuple(name for name in vendor_alarms if name not in alarms)
     return Report(
         protocol="jt808",
         terminal_id=terminal_id,
@@ -189,6 +201,7 @@ def decode_batch(
     serial: int,
     is_2019: bool = False,
     received_at: datetime | None = None,
+    model: str | None = None,
 ) -> tuple[list[Report], list[str]]:
     """0x0704 body -> (reports, problems). A bad item is skipped and named in the problems;
     the items around it are still reported. Blind-area back-fill items get ``extras["backfill"]``."""
@@ -197,7 +210,8 @@ def decode_batch(
     for n, item in enumerate(items):
         try:
             report = decode_location(
-                item, terminal_id=terminal_id, serial=serial, is_2019=is_2019, received_at=received_at
+                item, terminal_id=terminal_id, serial=serial, is_2019=is_2019, received_at=received_at,
+                model=model,
             )
         except LocationError as exc:
             problems.append(f"item {n + 1}: {exc}")
@@ -208,10 +222,13 @@ def decode_batch(
     return reports, problems
 
 
-def _apply_items(items: dict[int, bytes], alarm_word: int, raw_alarms: dict, extras: dict) -> int | None:
-    """Interpret the standard items (jt808.md §4.1); returns the satellite count (item 0x31)."""
+def _apply_items(
+    items: dict[int, bytes], alarm_word: int, raw_alarms: dict, extras: dict, model: str | None
+) -> tuple[int | None, list[str] | None]:
+    """Interpret the standard items (jt808.md §4.1) and hand the others to ``vendor_items``;
+    returns the satellite count (item 0x31) and the vendor items' alarms (None without any)."""
     satellites = None
-    raw_items: dict[str, str] = {}
+    vendor: dict[int, bytes] | None = None
     for item_id, value in items.items():
         size = len(value)
         if item_id == 0x01 and size == 4:
@@ -263,7 +280,9 @@ def _apply_items(items: dict[int, bytes], alarm_word: int, raw_alarms: dict, ext
             word = _DWORD.unpack(value)[0]
             extras["analog"] = {"ad0": word & 0xFFFF, "ad1": word >> 16}
         else:
-            raw_items[f"{item_id:02x}"] = value.hex()
-    if raw_items:
-        extras["raw_items"] = raw_items
-    return satellites
+            if vendor is None:
+                vendor = {}
+            vendor[item_id] = value
+    if vendor is None:
+        return satellites, None
+    return satellites, decode_vendor_items(vendor, extras, model)

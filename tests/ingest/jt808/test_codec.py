@@ -5,6 +5,8 @@ from hypothesis import strategies as st
 from ingest.jt808.codec import (
     BadCheckCode,
     MalformedPacket,
+    ack_head,
+    build_ack,
     build_packet,
     build_reply,
     decode_phone,
@@ -137,3 +139,16 @@ def test_build_reply_is_build_packet_in_the_request_flavour(msg_id, body, is_201
                                                  version=7 if is_2019 else None).hex())).header
     assert build_reply(request, msg_id, body, serial) == build_packet(
         msg_id, body, phone_bcd=request.phone_bcd, serial=serial, version=request.version)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.sampled_from([0, 1, 2, 3, 4, 0x7D, 0x7E]), st.booleans(),
+       st.integers(0, 0x1FFFF), st.text("0123456789", min_size=1, max_size=12))
+def test_build_ack_is_the_platform_response_built_by_build_reply(msg_id, request_serial, result, is_2019, serial,
+                                                                  phone):
+    # Serials, ids and results holding 0x7D/0x7E bytes (and check codes that are) need escaping.
+    request = parse_packet(frame_of(build_packet(msg_id, b"", phone_bcd=encode_phone(phone, is_2019),
+                                                 serial=request_serial, version=7 if is_2019 else None).hex())).header
+    body = request_serial.to_bytes(2, "big") + msg_id.to_bytes(2, "big") + bytes((result,))
+    expected = build_reply(request, 0x8001, body, serial)
+    assert build_ack(request, serial, result) == expected
+    assert build_ack(request, serial, result, ack_head(request.version, request.phone_bcd)) == expected

@@ -150,14 +150,14 @@ def test_other_standard_items():
 
 def test_unknown_wrong_length_duplicate_and_overlong_items():
     body = location_body(lat=1, lon=1, time=NOW, items=[
-        (0xE1, b"\xaa\xbb"),  # vendor: kept raw
+        (0x99, b"\xaa\xbb"),  # vendor id nobody documents: kept raw
         (0x31, b"\x05"),
         (0x31, b"\x09"),  # duplicate: the first wins
         (0x01, b"\x00\x01"),  # standard id, wrong length: kept raw
     ]) + b"\x30\x05\x01"  # declares 5 bytes, 1 left: the walk stops
     report = decode(body)
     assert report.fix.satellites == 5
-    assert report.extras["raw_items"] == {"e1": "aabb", "01": "0001"}
+    assert report.extras["raw_items"] == {"99": "aabb", "01": "0001"}
     assert "mileage_km" not in report.extras and "signal" not in report.extras
     assert len(report.extras["item_problems"]) == 2
 
@@ -202,3 +202,11 @@ def test_any_body_decodes_or_fails_cleanly(body, is_2019):
 def test_short_bodies_raise_location_error(body):
     with pytest.raises(LocationError):
         decode(body)
+
+
+def test_batch_items_use_the_device_model():
+    item = location_body(lat=1, lon=2, time=NOW, alarm=1 << 16, items=[(0xF8, b"\x49\x36")])
+    reports, _ = decode_batch(batch_body([item]), terminal_id="1", serial=3, received_at=NOW, model="C5L")
+    assert reports[0].extras["steps"] == 18742 and reports[0].alarms == ()
+    reports, _ = decode_batch(batch_body([item]), terminal_id="1", serial=3, received_at=NOW, model="AL300")
+    assert reports[0].alarms == ("movement",) and "steps" not in reports[0].extras

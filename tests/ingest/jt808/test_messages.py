@@ -107,6 +107,50 @@ def test_position_answer_split():
         m.split_position_answer(b"\x00")
 
 
+def _attributes_body(is_2019: bool) -> bytes:
+    model_w, id_w = (30, 30) if is_2019 else (20, 7)
+    return (b"\x00\x06" + b"XC\x00\x00\x00" + b"C5L".ljust(model_w, b"\x00") + b"9887125".ljust(id_w, b"\x00")
+            + bytes.fromhex("89883030000131882455") + b"\x02H1" + b"\x04V2.6" + b"\x03\x01")
+
+
+def test_terminal_attributes_2013_and_2019():
+    for is_2019 in (False, True):
+        attributes = m.decode_terminal_attributes(_attributes_body(is_2019), is_2019)
+        assert attributes == m.TerminalAttributes(6, "XC", "C5L", "9887125", "89883030000131882455", "H1", "V2.6", 3, 1)
+    with pytest.raises(m.BodyError):
+        m.decode_terminal_attributes(_attributes_body(False)[:40], False)
+
+
+def test_waybill_and_text_answers():
+    assert m.decode_waybill(b"\x00\x00\x00\x05hello!") == "hello"
+    assert m.decode_text_report(b"\x00<VER:1>") == "<VER:1>"
+    assert m.decode_text_answer(b"\x00\x09" + "Set OK!\r".encode("utf-16-be")) == (9, "Set OK!")
+    for decoder in (m.decode_waybill, m.decode_text_report, m.decode_text_answer):
+        with pytest.raises(m.BodyError):
+            decoder(b"")
+
+
+def test_driver_identity():
+    time = bytes.fromhex("251009150751")
+    inserted = (b"\x01" + time + b"\x00" + b"\x04\xd5\xc5\xc8\xfd" + b"0029b885".ljust(20, b"\x00")
+                + b"\x02AB" + bytes.fromhex("20301231"))
+    card = m.decode_driver_identity(inserted, False)
+    assert (card.status, card.read_result, card.name, card.certificate, card.agency) == (1, 0, "张三", "0029b885", "AB")
+    assert card.validity_bcd.hex() == "20301231" and card.time_bcd == time
+    assert m.decode_driver_identity(inserted + b"110101199001011234".ljust(20, b"\x00"), True).id_number == (
+        "110101199001011234")
+    assert m.decode_driver_identity(b"\x01" + time + b"\x02", False).read_result == 2  # card not read
+    assert m.decode_driver_identity(b"\x02" + time, False) == m.DriverIdentity(2, time)  # pulled out
+    with pytest.raises(m.BodyError):
+        m.decode_driver_identity(b"\x01" + time + b"\x00\x09ab", False)
+
+
+def test_short_batch_split():
+    assert m.split_short_batch(b"\x02ab\x01c") == ([b"ab", b"c"], [])
+    items, problems = m.split_short_batch(b"\x02ab\x05c")
+    assert items == [b"ab"] and "item 2" in problems[0]
+
+
 @given(st.binary(max_size=400), st.booleans())
 def test_body_decoders_raise_only_body_errors(body, is_2019):
     for decoder in (
@@ -115,6 +159,12 @@ def test_body_decoders_raise_only_body_errors(body, is_2019):
         lambda: m.decode_terminal_response(body),
         lambda: m.split_batch(body),
         lambda: m.split_position_answer(body),
+        lambda: m.decode_terminal_attributes(body, is_2019),
+        lambda: m.decode_waybill(body),
+        lambda: m.decode_driver_identity(body, is_2019),
+        lambda: m.decode_text_report(body),
+        lambda: m.decode_text_answer(body),
+        lambda: m.split_short_batch(body),
     ):
         try:
             decoder()
