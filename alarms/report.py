@@ -23,7 +23,12 @@ def new_report_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
-@dataclass(frozen=True)
+# Fix and Report write their own __init__ (same parameters as the generated one, checked by a test):
+# a frozen dataclass's generated __init__ sets each field through object.__setattr__, about twice the
+# cost of filling the instance dict, and the terminal servers build both for every position.
+
+
+@dataclass(frozen=True, init=False)
 class Fix:
     lat: float  # WGS-84 degrees
     lon: float
@@ -33,8 +38,19 @@ class Fix:
     valid: bool = True
     satellites: int | None = None
 
+    def __init__(self, lat: float, lon: float, altitude: float = 0.0, speed_kmh: float = 0.0, course: float = 0.0,
+                 valid: bool = True, satellites: int | None = None) -> None:
+        fields = self.__dict__
+        fields["lat"] = lat
+        fields["lon"] = lon
+        fields["altitude"] = altitude
+        fields["speed_kmh"] = speed_kmh
+        fields["course"] = course
+        fields["valid"] = valid
+        fields["satellites"] = satellites
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Report:
     protocol: str  # jt808 | gt06 | traccar | http
     terminal_id: str
@@ -47,6 +63,23 @@ class Report:
     report_id: str = field(default_factory=new_report_id)
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     plate: str | None = None  # filled in by the ingest pipeline from the fleet
+
+    def __init__(self, protocol: str, terminal_id: str, time: datetime, fix: Fix | None = None,
+                 status: dict[str, Any] | None = None, raw_alarms: dict[str, Any] | None = None,
+                 alarms: tuple[str, ...] = (), extras: dict[str, Any] | None = None, report_id: str | None = None,
+                 received_at: datetime | None = None, plate: str | None = None) -> None:
+        fields = self.__dict__  # None stands for the field's default factory
+        fields["protocol"] = protocol
+        fields["terminal_id"] = terminal_id
+        fields["time"] = time
+        fields["fix"] = fix
+        fields["status"] = {} if status is None else status
+        fields["raw_alarms"] = {} if raw_alarms is None else raw_alarms
+        fields["alarms"] = alarms
+        fields["extras"] = {} if extras is None else extras
+        fields["report_id"] = new_report_id() if report_id is None else report_id
+        fields["received_at"] = datetime.now(timezone.utc) if received_at is None else received_at
+        fields["plate"] = plate
 
     def with_plate(self, plate: str | None) -> Report:
         return replace(self, plate=plate)

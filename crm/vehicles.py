@@ -337,6 +337,26 @@ class VehiclesStore:
 
         return await self.db.pool.do(_thd)
 
+    async def lookup_terminals(self, protocol: str, terminal_ids: list[str]) -> dict[str, TerminalInfo]:
+        """``lookup_terminal`` for many terminals in one database call (the ingest cache refreshes
+        its terminals this way): the fleet's ones by normalised id; an id missing is not in the fleet."""
+        ids = sorted({normalise_terminal_id(protocol, terminal_id) for terminal_id in terminal_ids})
+
+        def _thd(conn):
+            found = {}
+            for chunk in _chunks(ids):
+                for row in conn.execute(
+                    sa.select(terminals.c.terminal_id, terminals.c.auth_code, terminals.c.lenient_checksum,
+                              vehicles.c.plate)
+                    .join(vehicles, vehicles.c.id == terminals.c.vehicle_id)
+                    .where(terminals.c.protocol == protocol, terminals.c.terminal_id.in_(chunk))
+                ):
+                    found[row.terminal_id] = TerminalInfo(protocol, row.terminal_id, row.plate, row.auth_code,
+                                                          row.lenient_checksum)
+            return found
+
+        return await self.db.pool.do(_thd)
+
     async def set_auth_code(self, protocol: str, terminal_id: str, auth_code: str) -> None:
         terminal_id = normalise_terminal_id(protocol, terminal_id)
 

@@ -18,6 +18,7 @@ from ingest.jt808.framing import escape, wrap, xor_check
 _HEAD = struct.Struct(">HH")
 _WORD = struct.Struct(">H")
 _WORD2 = struct.Struct(">HH")
+_PHONE_SERIAL_2013 = struct.Struct(">6sH")
 
 ATTR_LENGTH_MASK = 0x03FF
 ATTR_ENCRYPTION_MASK = 0x1C00
@@ -129,9 +130,8 @@ def parse_packet(frame: bytes, *, verify_checksum: bool = True) -> Packet:
         raise MalformedPacket(f"frame of {size} bytes is shorter than a header")
     msg_id, attrs = _HEAD.unpack_from(frame)
     body_length = attrs & ATTR_LENGTH_MASK
-    split = bool(attrs & ATTR_SUBPACKAGE)
-    declared_2019 = bool(attrs & ATTR_VERSION_2019)
-    is_2019 = declared_2019
+    split = attrs & ATTR_SUBPACKAGE
+    is_2019 = bool(attrs & ATTR_VERSION_2019)
     header_length = _layout_length(is_2019, split)
     if header_length + body_length + 1 != size:
         other = _layout_length(not is_2019, split)
@@ -144,18 +144,17 @@ def parse_packet(frame: bytes, *, verify_checksum: bool = True) -> Packet:
     if is_2019:
         version: int | None = frame[4]
         phone = frame[5:15]
-        offset = 15
+        (serial,) = _WORD.unpack_from(frame, 15)
     else:
         version = None
-        phone = frame[4:10]
-        offset = 10
-    (serial,) = _WORD.unpack_from(frame, offset)
+        phone, serial = _PHONE_SERIAL_2013.unpack_from(frame, 4)
     total = index = 0
     if split:
-        total, index = _WORD2.unpack_from(frame, offset + 2)
+        total, index = _WORD2.unpack_from(frame, header_length - 4)
     header = Header(msg_id, attrs, version, phone, serial, total, index)
     body = frame[header_length:-1]
-    if xor_check(frame[:-1]) != frame[-1]:
+    # The check code is the XOR of the bytes before it, so all of them XOR to zero when it matches.
+    if xor_check(frame):
         packet = Packet(header, body, checksum_ok=False)
         if verify_checksum:
             raise BadCheckCode(f"check code mismatch on msg 0x{msg_id:04X} serial {serial}", packet)
@@ -194,11 +193,13 @@ def build_packet(
     return wrap(head + body)
 
 
-@lru_cache(maxsize=4096)
-def _reply_prefix(msg_id: int, body_length: int, version: int | None, phone_bcd: bytes) -> tuple[bytes, int]:
+def _prefix(msg_id: int, body_length: int, version: int | None, phone_bcd: bytes) -> tuple[bytes, int]:
     attrs = body_length | (ATTR_VERSION_2019 if version is not None else 0)
     head = _HEAD.pack(msg_id, attrs) + (bytes((version,)) if version is not None else b"") + phone_bcd
     return head, xor_check(head)
+
+
+_reply_prefix = lru_cache(maxsize=4096)(_prefix)
 
 
 def build_reply(request: Header, msg_id: int, body: bytes, serial: int) -> bytes:
@@ -211,3 +212,28 @@ def build_reply(request: Header, msg_id: int, body: bytes, serial: int) -> bytes
     tail = _WORD.pack(serial & 0xFFFF) + body
     check = head_xor ^ xor_check(tail)
     return b"\x7e" + escape(head + tail + bytes((check,))) + b"\x7e"
+
+
+PLATFORM_RESPONSE = 0x8001  # messages.PLATFORM_RESPONSE (messages imports nothing from here)
+_ACK_TAIL = struct.Struct(">HHHB")  # platform serial, then the 0x8001 body: reply serial, reply id, result
+
+
+def ack_head(version: int | None, phone_bcd: bytes) -> tuple[bytes, int]:
+    """The constant start of every 0x8001 to one terminal, with its XOR, for ``build_ack``. A server
+    keeps it per connection: a shared cache smaller than the fleet would miss on every ack."""
+    return _prefix(PLATFORM_RESPONSE, 5, version, phone_bcd)
+
+
+def build_ack(request: Header, serial: int, result: int, head: tuple[bytes, int] | None = None) -> bytes:
+    """The 0x8001 platform response to ``request``: ``build_reply`` with its body, for the one reply
+    sent per report; the check code of the seven varying bytes is taken from their words. ``head``
+    is ``ack_head`` of the request's version and phone, when the caller keeps it."""
+    head, head_xor = head or _reply_prefix(PLATFORM_RESPONSE, 5, request.version, request.phone_bcd)
+    serial &= 0xFFFF
+    reply_serial, reply_id = request.serial, request.msg_id
+    check = (head_xor ^ (serial >> 8) ^ (serial & 0xFF) ^ (reply_serial >> 8) ^ (reply_serial & 0xFF)
+             ^ (reply_id >> 8) ^ (reply_id & 0xFF) ^ result)
+    packet = head + _ACK_TAIL.pack(serial, reply_serial, reply_id, result) + bytes((check,))
+    if b"\x7d" in packet or b"\x7e" in packet:
+        packet = escape(packet)
+    return b"\x7e" + packet + b"\x7e"

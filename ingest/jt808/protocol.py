@@ -24,18 +24,31 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ingest.jt808 import messages as m
-from ingest.jt808.codec import BadCheckCode, Header, PacketError, build_packet, build_reply, parse_packet
+from ingest.jt808.codec import (
+    ATTR_ENCRYPTION_MASK,
+    ATTR_SUBPACKAGE,
+    BadCheckCode,
+    Header,
+    PacketError,
+    ack_head,
+    build_ack,
+    build_packet,
+    build_reply,
+    parse_packet,
+)
 from ingest.jt808.framing import FramingError, Jt808Framer
 from ingest.jt808.location import decode_batch, decode_location
 from ingest.jt808.reassembly import Assembled, Incomplete, SubpackageAssembler
 from ingest.jt808.sessions import Jt808Sessions, TerminalDisconnected
 from ingest.limits import ConnectionLimits
 from ingest.sink import IngestSink, TerminalInfo, normalise_terminal_id
+from ingest.write_through import immediate_writer
 
 log = Logger()
 
 PROTOCOL = "jt808"
 _LOCATION_MESSAGES = frozenset({m.LOCATION, m.BATCH_LOCATION, m.POSITION_ANSWER})
+_RARE_ATTRS = ATTR_ENCRYPTION_MASK | ATTR_SUBPACKAGE  # one test on the hot path for both
 
 
 @dataclass
@@ -67,6 +80,8 @@ class Jt808Protocol(Protocol):
         self.info: TerminalInfo | None = None
         self._reply_header: Header | None = None  # header flavour for commands we originate
         self._pending: dict[int, Deferred] = {}
+        self._ack_key: tuple[int | None, bytes] | None = None
+        self._ack_head: tuple[bytes, int] | None = None
 
     @property
     def held_subpackage_bytes(self) -> int:
@@ -84,6 +99,7 @@ class Jt808Protocol(Protocol):
         if no_delay is not None:
             no_delay(True)  # acks are tiny and awaited one by one: do not let Nagle hold them
         self.factory.stats.connections += 1
+        self._write = immediate_writer(self.transport)  # answers leave now, not on the next reactor turn
         self._last_seen = self._clock.seconds()
         self._idle_call = self._clock.callLater(self.factory.limits.idle_timeout, self._check_idle)
 
@@ -186,20 +202,18 @@ class Jt808Protocol(Protocol):
         except BadCheckCode as exc:
             packet = exc.packet
             if not await self._tolerates_bad_checksum(packet.header):
-                header = packet.header
-                self._reply(header, m.PLATFORM_RESPONSE,
-                            m.platform_response(header.serial, header.msg_id, m.RESULT_MESSAGE_ERROR))
+                self._ack(packet.header, m.RESULT_MESSAGE_ERROR)
                 self._bad_frame(str(exc))
                 return
         except PacketError as exc:
             self._bad_frame(str(exc))
             return
         header, body = packet.header, packet.body
-        if header.encrypted:  # RSA bodies are not supported
-            self._reply(header, m.PLATFORM_RESPONSE,
-                        m.platform_response(header.serial, header.msg_id, m.RESULT_UNSUPPORTED))
-            return
-        if header.is_subpackage:
+        if header.attrs & _RARE_ATTRS:
+            if header.encrypted:  # RSA bodies are not supported
+                self._ack(header, m.RESULT_UNSUPPORTED)
+                return
+            # Not encrypted, so a sub-package.
             if header.msg_id not in (m.REGISTER, m.AUTHENTICATE) and not self._speaks_for_session(header):
                 self._ack(header, m.RESULT_FAIL)  # collect nothing for unauthenticated peers
                 return
@@ -356,10 +370,14 @@ class Jt808Protocol(Protocol):
 
     def _reply(self, request: Header, msg_id: int, body: bytes) -> None:
         if self._connected:
-            self.transport.write(build_reply(request, msg_id, body, self._next_serial()))
+            self._write(build_reply(request, msg_id, body, self._next_serial()))
 
     def _ack(self, request: Header, result: int) -> None:
-        self._reply(request, m.PLATFORM_RESPONSE, m.platform_response(request.serial, request.msg_id, result))
+        if self._connected:
+            key = (request.version, request.phone_bcd)
+            if key != self._ack_key:  # the ack's constant head, kept for this connection's terminal
+                self._ack_key, self._ack_head = key, ack_head(*key)
+            self._write(build_ack(request, self._next_serial(), result, self._ack_head))
 
     def request(self, msg_id: int, body: bytes) -> Deferred:
         """Send a platform command on this connection (see ``sessions.TerminalSession``)."""
@@ -373,9 +391,7 @@ class Jt808Protocol(Protocol):
 
         waiting = Deferred(forget)
         self._pending[serial] = waiting
-        self.transport.write(
-            build_packet(msg_id, body, phone_bcd=header.phone_bcd, serial=serial, version=header.version)
-        )
+        self._write(build_packet(msg_id, body, phone_bcd=header.phone_bcd, serial=serial, version=header.version))
         return waiting
 
 

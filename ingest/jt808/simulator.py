@@ -30,6 +30,7 @@ from ingest.jt808 import messages as m
 from ingest.jt808.codec import PacketError, parse_packet
 from ingest.jt808.framing import Jt808Framer
 from ingest.jt808.terminal import TerminalIdentity, authentication_body, location_body, registration_body
+from ingest.write_through import immediate_writer
 
 log = Logger()
 
@@ -80,6 +81,9 @@ class SimulatedTerminal(Protocol):
     def connectionMade(self) -> None:
         self.fleet.stats.connected += 1
         self.transport.setTcpNoDelay(True)
+        # Sent at once, not on the next reactor turn: a load generator sharing the cores with the
+        # server under test should spend as little as it can on each frame.
+        self._write = immediate_writer(self.transport)
         self.fleet.live.add(self)
         plate = f"SIM{self.identity.phone[-5:]}"
         self._send(
@@ -99,7 +103,7 @@ class SimulatedTerminal(Protocol):
 
     def _send(self, msg_id: int, body: bytes) -> int:
         serial = self.identity.serial
-        self.transport.write(self.identity.packet(msg_id, body))
+        self._write(self.identity.packet(msg_id, body))
         self.fleet.stats.frames_sent += 1
         return serial
 

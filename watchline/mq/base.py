@@ -26,6 +26,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import orjson
+
 Message = dict[str, Any]
 Callback = Callable[[str, Message], Any | Awaitable[Any]]
 
@@ -110,29 +112,80 @@ def check_prefetch(prefetch: int) -> None:
         raise ValueError(f"prefetch must be an integer in 1..65535, not {prefetch!r}")
 
 
+# The stdlib encoder is the reference: what it refuses, the bus refuses (NaN and infinities included,
+# which JSON cannot carry). orjson encodes the common message ~10x faster; anything it cannot take as
+# is (non-str keys, integers past 64 bits, str/int/dict/list subclasses, datetimes, dataclasses) goes
+# to the stdlib encoder, which encodes it or raises the TypeError. The one thing orjson does silently
+# that the stdlib refuses is writing a non-finite float as null, hence ``_has_non_finite``. (orjson
+# also writes UUIDs and enums by value, where the stdlib raises; a consumer gets their JSON form.)
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _decoder = json.JSONDecoder()
-
-
-def encode_text(message: Message) -> str:
-    """JSON text of a message. Every backend encodes, so what works in memory works on RabbitMQ."""
-    if not isinstance(message, dict):
-        raise TypeError(f"a bus message is a dict, not {type(message).__name__}")
-    try:
-        return _encoder.encode(message)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"bus message is not JSON-serialisable: {e}") from None
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # 19 digits can leave int64 (-9223372036854775809)
+_LONG_DIGIT_BYTES = re.compile(rb"[0-9]{19}")
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def encode_message(message: Message) -> bytes:
-    return encode_text(message).encode()
+    """Compact UTF-8 JSON of a message. Every backend encodes, so what works in memory works on RabbitMQ.
+
+    Raises TypeError for a message that is not a dict or holds something JSON cannot carry."""
+    if not isinstance(message, dict):
+        raise TypeError(f"a bus message is a dict, not {type(message).__name__}")
+    try:
+        body = orjson.dumps(message, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError; recursion too deep is one too
+        return _encode_reference(message).encode()
+    # A non-finite float comes out as null, so a body without null cannot have held one.
+    if b"null" in body and _has_non_finite(message):
+        raise TypeError("bus message is not JSON-serialisable: NaN or infinite float")
+    return body
+
+
+def _encode_reference(message: Message) -> str:
+    try:
+        return _encoder.encode(message)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"bus message is not JSON-serialisable: {e}") from None
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a float NaN or infinity is anywhere in ``value``. Only exact floats, dicts, lists
+    and tuples need a look: orjson passed every subclass to the reference encoder. (Runs for every
+    message with a null in it, so it is written for speed: ``x - x`` is 0.0, which is false, for
+    every finite float and NaN, which is true, for the others.)"""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind is float and bool(value - value)
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if item - item:
+                return True
+        elif (kind is dict or kind is list or kind is tuple) and _has_non_finite(item):
+            return True
+    return False
+
+
+def _decode_reference(body: bytes | str) -> Any:
+    return _decoder.decode(body if isinstance(body, str) else bytes(body).decode())
 
 
 def decode_message(body: bytes | str) -> Message:
     """Parse a JSON body; ValueError (UnicodeDecodeError, JSONDecodeError) when it is not a JSON object."""
-    if not isinstance(body, str):
-        body = body.decode()
-    message = _decoder.decode(body)
+    # orjson reads an integer past 64 bits as a float; the reference decoder keeps it exact.
+    if (_LONG_DIGITS if isinstance(body, str) else _LONG_DIGIT_BYTES).search(body):
+        message = _decode_reference(body)
+    else:
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # The reference decoder reads what orjson refuses (NaN literals, lone surrogates) or
+            # raises its own ValueError for a bad body.
+            message = _decode_reference(body)
     if not isinstance(message, dict):
         raise ValueError(f"bus message body is JSON {type(message).__name__}, not an object")
     return message

@@ -31,7 +31,7 @@ from watchline.mq.base import (
     check_prefetch,
     check_routing_key,
     decode_message,
-    encode_text,
+    encode_message,
     topic_regex,
 )
 from watchline.mq.delivery import Redelivery, call_consumer
@@ -49,7 +49,7 @@ def check_queue_name(queue: str) -> None:
 class _Envelope:
     __slots__ = ("routing_key", "body", "attempts")
 
-    def __init__(self, routing_key: str, body: str) -> None:
+    def __init__(self, routing_key: str, body: bytes) -> None:
         self.routing_key = routing_key
         self.body = body
         self.attempts = 0
@@ -224,7 +224,7 @@ class MemoryBus(Service):
     async def produce(self, routing_key: str, message: Message) -> None:
         if not self.running:
             raise BusUnavailable("the in-process bus is not running")
-        body = encode_text(message)
+        body = encode_message(message)
         queues = self._routes.get(routing_key)
         if queues is None:
             queues = self._route(routing_key)
@@ -288,7 +288,7 @@ class MemoryBus(Service):
         if queue.name == self.dead_letter_queue:
             log.failure("bus: dropping dead-lettered {key} after {attempts} failed attempts: {body}",
                         failure, key=envelope.routing_key, attempts=envelope.attempts,
-                        body=envelope.body)
+                        body=envelope.body.decode("utf-8", "replace"))
             return
         log.failure("bus: {queue} {key} failed {attempts} times; moved to {dead}", failure,
                     queue=queue.name, key=envelope.routing_key, attempts=envelope.attempts,
