@@ -98,8 +98,9 @@ class IncidentDesk:
         await self._confirm_on_terminal(incident)
         return incident
 
-    async def attempt(self, incident_id: int, text: str, data: dict[str, Any]) -> Incident:
-        incident = await self.db.incidents.update(incident_id, "engine", "call", text, self.now(), data)
+    async def attempt(self, incident_id: int, text: str, data: dict[str, Any], kind: str = "call") -> Incident:
+        """A notification attempt on the timeline: a ``call``, or a ``message`` (SMS notice) with its delivery."""
+        incident = await self.db.incidents.update(incident_id, "engine", kind, text, self.now(), data)
         await self.publish("updated", incident)
         return incident
 

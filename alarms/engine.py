@@ -15,15 +15,16 @@ from typing import Any, Protocol
 
 from twisted.application import service
 from twisted.internet import task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 
 from alarms.desk import IncidentDesk
 from alarms.edges import edges
+from alarms.geofences import GeofenceWatch
 from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
 from alarms.rules import Rules, RulesError, load_rules
-from crm.incidents import NewIncident, Step
+from crm.incidents import NewIncident, Repeat, Step
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class AlarmEngine(service.Service):
         self._sweeper: task.LoopingCall | None = None
         self._tier_refresh: task.LoopingCall | None = None
         self.stats = {"reports": 0, "raised": 0, "opened": 0, "joined": 0, "cleared": 0, "unknown_vehicle": 0}
+        # Server-side geofences: every report's position, crossings raised as event alarms through _raise.
+        self.geofences = GeofenceWatch(db, bus, live, clock, self._raise, desk)
 
     # -- life cycle ---------------------------------------------------------------------------
     def startService(self):
@@ -73,6 +76,7 @@ class AlarmEngine(service.Service):
 
     async def _start(self) -> None:
         await self._refresh_tiers()
+        await self.geofences.start()  # fences loaded before the first report
         # No policy is resumed here: another worker may be running it. Every open or notifying
         # incident has a deadline in the database, and the sweep hands the ones whose worker died to
         # the agents.
@@ -90,9 +94,10 @@ class AlarmEngine(service.Service):
         for loop in (self._sweeper, self._tier_refresh):
             if loop is not None and loop.running:
                 loop.stop()
+        stopping = [Deferred.fromCoroutine(self.geofences.stop())]
         if self._consumer is not None:
-            return Deferred.fromCoroutine(self._consumer.stop_consuming())
-        return None
+            stopping.append(Deferred.fromCoroutine(self._consumer.stop_consuming()))
+        return gatherResults(stopping)
 
     def reload_rules(self) -> Rules:
         """Reload the rules file (SIGHUP, API); a bad file raises RulesError and the old rules stay."""
@@ -133,6 +138,7 @@ class AlarmEngine(service.Service):
             mine.callback(None)
 
     async def _handle(self, report: Report, plate: str) -> None:
+        await self.geofences.check(report)  # every protocol; isolated: a failure there never stops the rest
         if report.protocol != "jt808":  # only JT/T 808 terminals hold level alarms to clear
             for alarm in report.alarms:
                 await self._raise(report, alarm)
@@ -190,14 +196,15 @@ class AlarmEngine(service.Service):
         except Exception as e:  # keep the tiers we have; the next refresh tries again
             log.error("vehicle tiers not refreshed: %s", e)
 
-    async def _raise(self, report: Report, alarm: str) -> None:
+    async def _raise(self, report: Report, alarm: str) -> Incident | Repeat | None:
+        """The incident the alarm opened or joined; None when the rules ignore it."""
         self.stats["raised"] += 1
         tier = await self._tier(report.plate)
         fix = report.fix
         cls = self.rules.classify(alarm, tier, report.time, fence=report.extras.get("fence_id"),
                                   speed=fix.speed_kmh if fix else None)
         if cls.severity == "ignore":
-            return
+            return None
         now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
         serial = report.raw_alarms.get("jt808_serial")
         if cls.severity == "emergency":
@@ -208,19 +215,21 @@ class AlarmEngine(service.Service):
             first = None
         incident, created = await self.db.incidents.open_or_join(NewIncident(
             plate=report.plate, alarm=alarm, severity=cls.severity, priority=cls.priority, tier=tier,
-            policy=dict(snapshot(cls.policy), rule=cls.rule), time=report.time, terminal_protocol=report.protocol,
+            policy=dict(snapshot(cls.policy, cls.quiet_hours), rule=cls.rule), time=report.time,
+            terminal_protocol=report.protocol,
             terminal_id=report.terminal_id, alarm_serial=serial if isinstance(serial, int) else None,
             lat=fix.lat if fix else None, lon=fix.lon if fix else None,
             start_deadline=None if first is not None else START_DEADLINE), now, first)
         if not created:
             self.stats["joined"] += 1
-            return
+            return incident
         self.stats["opened"] += 1
         await self.desk.publish("opened", incident)
         if first is not None:
             await self.desk.publish(incident.state, incident)
         else:
             self.notifier.start(incident)
+        return incident
 
 
 __all__ = ["AlarmEngine", "Notifier", "RulesError"]

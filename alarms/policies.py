@@ -2,7 +2,8 @@
 
 A policy is snapshotted onto the incident when it opens, so editing a policy never changes how an
 incident already in flight is handled. Steps: ``dial_owner``, ``dial_backup`` (the notification engine
-places verification calls) and ``agent_queue`` (to the agents; the last word).
+places verification calls) and ``agent_queue`` (to the agents; the last word). A policy may carry
+``quiet_hours`` ("HH:MM-HH:MM" or "" for never) from the rule that chose it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
-def snapshot(name: str) -> dict[str, Any]:
-    """A copy of the named policy (unknown names fall back to verify_owner, noted in the copy)."""
+def snapshot(name: str, quiet_hours: str | None = None) -> dict[str, Any]:
+    """A copy of the named policy (unknown names fall back to verify_owner, noted in the copy).
+    ``quiet_hours`` (the deciding rule's, "" = never quiet) goes into the copy when given; without it
+    the notifier uses the configured default."""
     policy = POLICIES.get(name)
-    if policy is None:
-        return dict(POLICIES["verify_owner"], requested=name)
-    return {**policy, "steps": [dict(s) for s in policy["steps"]]}
+    copy = dict(POLICIES["verify_owner"], requested=name) if policy is None else dict(policy)
+    copy["steps"] = [dict(s) for s in copy["steps"]]
+    if quiet_hours is not None:
+        copy["quiet_hours"] = quiet_hours
+    return copy
 
 
 def dial_steps(policy: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,9 +3,11 @@
 A rules file (TOML) holds ordered ``[[rule]]`` tables; the first rule that matches decides. Keys:
 ``alarms`` (names or globs, required), ``tiers``, ``hours`` ("22:00-07:00", local time), ``fences``
 (fence ids), ``min_speed_kmh``/``max_speed_kmh``, then ``severity`` (emergency | routine | ignore),
-``priority`` (0 = most urgent) and ``policy`` (an escalation policy name). Without a file, or when no
-rule matches: ``sos, collision, rollover, vehicle_stolen, accident`` are emergencies, the rest routine.
-A bad file is refused with an error naming the rule and key; the rules in force stay.
+``priority`` (0 = most urgent), ``policy`` (an escalation policy name) and ``quiet_hours`` ("22:00-07:00":
+routine alarms opened then get an SMS instead of a call; "" = never quiet; absent = notify.quiet_hours).
+Without a file, or when no rule matches: ``sos, collision, rollover, vehicle_stolen, accident`` are
+emergencies, the rest routine. A bad file is refused with an error naming the rule and key; the rules
+in force stay.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Classification:
     priority: int  # lower is more urgent; emergencies always sort first
     policy: str
     rule: str  # which rule decided ("default" when none did)
+    quiet_hours: str | None = None  # the deciding rule's quiet hours; None = the configured default
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Rule:
     fences: tuple[str, ...] = ()
     min_speed_kmh: float | None = None
     max_speed_kmh: float | None = None
+    quiet_hours: str | None = None
 
     def matches(self, alarm: str, tier: str, local: datetime, fence: str | None, speed: float | None) -> bool:
         if not any(fnmatch.fnmatchcase(alarm, pattern) for pattern in self.alarms):
@@ -80,7 +84,7 @@ class Rules:
         for rule in self.rules:
             if rule.matches(alarm, tier, local, fence, speed):
                 return Classification(rule.severity, rule.priority, rule.policy or _default_policy(rule.severity),
-                                      rule.name)
+                                      rule.name, rule.quiet_hours)
         severity = "emergency" if alarm in DEFAULT_EMERGENCY else "routine"
         return Classification(severity, 0 if severity == "emergency" else 50, _default_policy(severity), "default")
 
@@ -121,7 +125,7 @@ def _rule(n: int, r: Any, source: str) -> Rule:
     if not isinstance(r, dict):
         raise RulesError(f"{where}: must be a table")
     known = {"name", "alarms", "tiers", "hours", "fences", "min_speed_kmh", "max_speed_kmh", "severity", "priority",
-             "policy"}
+             "policy", "quiet_hours"}
     unknown = set(r) - known
     if unknown:
         raise RulesError(f"{where}: unknown key {sorted(unknown)[0]!r}")
@@ -140,6 +144,9 @@ def _rule(n: int, r: Any, source: str) -> Rule:
         except ValueError:
             raise RulesError(f"{where}: hours must look like 22:00-07:00, got {r['hours']!r}") from None
         hours = (start, end)
+    quiet = r.get("quiet_hours")
+    if quiet is not None and (not isinstance(quiet, str) or (quiet and not _is_window(quiet))):
+        raise RulesError(f"{where}: quiet_hours must look like 22:00-07:00 (or \"\" for never), got {quiet!r}")
     priority = r.get("priority", 0 if severity == "emergency" else 50)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 100:
         raise RulesError(f"{where}: priority must be an integer from 0 to 100")
@@ -154,7 +161,15 @@ def _rule(n: int, r: Any, source: str) -> Rule:
         raise RulesError(f"{where}: policy must be a string")
     return Rule(name=str(r.get("name") or f"rule {n}"), alarms=alarms, severity=severity, priority=priority,
                 policy=policy, tiers=tiers, hours=hours, fences=tuple(str(f) for f in _strings(r, "fences", where)),
-                **speeds)
+                quiet_hours=quiet, **speeds)
+
+
+def _is_window(text: str) -> bool:
+    parts = text.split("-")
+    try:
+        return len(parts) == 2 and all(time.fromisoformat(part.strip()) is not None for part in parts)
+    except ValueError:
+        return False
 
 
 def _strings(r: dict, key: str, where: str, required: bool = False) -> tuple[str, ...]:

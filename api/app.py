@@ -71,7 +71,8 @@ class OpenApi:
 
 
 class WatchlineApi:
-    def __init__(self, db, live, config, ingest=None, desk=None, bus=None, clock=None, rules_reload=None) -> None:
+    def __init__(self, db, live, config, ingest=None, desk=None, bus=None, clock=None, rules_reload=None,
+                 dispatch=None) -> None:
         self.db = db
         self.root = _Directory()
         self.root.putChild(b"healthz", _Mount(Health(db).app.resource()))
@@ -81,6 +82,18 @@ class WatchlineApi:
         self.root.putChild(b"api", api)
         api.putChild(b"v1", self.v1)
         self.mount("vehicles", VehiclesResource(db, live, config))
+        from api.campaigns import OPENAPI_PATHS as CAMPAIGN_PATHS
+        from api.campaigns import CampaignsResource, DoNotCallResource
+
+        self.mount("campaigns", CampaignsResource(db, bus, config, clock))  # changes publish campaign.<id>.status
+        self.mount("do-not-call", DoNotCallResource(db, config, clock))
+        add_paths(CAMPAIGN_PATHS)
+        from api.fences import OPENAPI_PATHS as FENCE_PATHS
+        from api.fences import FencesResource, GeoResource
+
+        self.mount("fences", FencesResource(db, bus, config))  # writes publish fences.changed when a bus is given
+        self.mount("geo", GeoResource(db))
+        add_paths(FENCE_PATHS)
         if ingest is not None:
             from api.ingest import OPENAPI_PATHS, IngestResource
 
@@ -97,7 +110,7 @@ class WatchlineApi:
 
             self.v1.putChild(b"events", EventStream(bus, db.users, clock))
             add_paths({"/api/v1/events": {"get": {
-                "summary": "Server-Sent Events: incident.*, agent.*, queue.*, fleet.*, dispatch.* (token by header "
+                "summary": "Server-Sent Events: incident.*, agent.*, queue.*, fleet.*, dispatch.*, campaign.* (token by header "
                            "or ?token=)", "responses": {"200": {"description": "text/event-stream"}}}}})
         if rules_reload is not None:
             from api.rules import OPENAPI_PATHS as RULES_PATHS
@@ -105,6 +118,12 @@ class WatchlineApi:
 
             self.mount("rules", RulesResource(db, rules_reload))
             add_paths(RULES_PATHS)
+        if dispatch is not None:  # (RescueFleet, WorkOrderDesk)
+            from api.dispatch import OPENAPI_PATHS as DISPATCH_PATHS
+            from api.dispatch import DispatchResource
+
+            self.mount("dispatch", DispatchResource(db, *dispatch, config))
+            add_paths(DISPATCH_PATHS)
 
     def mount(self, name: str, resource) -> None:
         """Serve ``resource`` (an object with a Klein ``app``) at ``/api/v1/<name>``."""

@@ -1,4 +1,5 @@
-"""``/api/v1/events``: the live stream (Server-Sent Events) of incident, agent, queue and fleet events.
+"""``/api/v1/events``: the live stream (Server-Sent Events) of incident, agent, queue, fleet, dispatch and
+campaign events.
 
 Each connection gets its own transient bus consumer, so every desk sees every event as it is produced;
 a comment line every 15 s keeps proxies from closing an idle stream. EventSource cannot set headers,
@@ -18,7 +19,7 @@ from twisted.web.server import NOT_DONE_YET
 from api.http import READ_ROLES, ApiError, bearer_token, dumps
 
 log = logging.getLogger(__name__)
-TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#")
+TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#", "campaign.#")
 
 
 class EventStream(Resource):

@@ -13,11 +13,16 @@ from twisted.application import service
 
 from crm.audit import AuditStore
 from crm.calls import CallsStore
+from crm.campaigns import CampaignsStore
+from crm.deliveries import DeliveriesStore
+from crm.fences import FencesStore
 from crm.incidents import IncidentsStore
 from crm.pool import DBThreadPool
 from crm.positions import PositionsStore
+from crm.rescue import RescueStore
 from crm.users import UsersStore
 from crm.vehicles import VehiclesStore
+from crm.workorders import WorkOrdersStore
 
 
 def create_engine(url: str, echo: bool = False) -> sa.Engine:
@@ -55,6 +60,11 @@ class Database(service.Service):
         self.positions = PositionsStore(self)
         self.calls = CallsStore(self)
         self.incidents = IncidentsStore(self)
+        self.fences = FencesStore(self)
+        self.campaigns = CampaignsStore(self)
+        self.rescue = RescueStore(self)
+        self.work_orders = WorkOrdersStore(self)
+        self.deliveries = DeliveriesStore(self)
 
     @property
     def dialect(self) -> str:

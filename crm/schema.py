@@ -231,10 +231,14 @@ fences = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # circle | polygon | corridor
     sa.Column("geometry", sa.JSON, nullable=False),  # circle: lat, lon, radius_m; polygon: points; corridor: path, width_m
     sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=True),  # scope
+    # Deleting only clears ``active`` and every write bumps ``revision``: the sum of revisions then moves
+    # with every committed write, which is how running processes notice changes (db.fences.version).
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_fences_updated_at", "updated_at"),
+    sa.Index("ix_fences_owner_id", "owner_id"),
 )
 
 rescue_trucks = sa.Table(
@@ -308,11 +312,13 @@ campaigns = sa.Table(
     sa.Column("language", sa.String(8), nullable=False, server_default="zh"),
     sa.Column("confirm", sa.Boolean, nullable=False, server_default=sa.false()),  # "press 1 to confirm"
     sa.Column("lines", sa.Integer, nullable=False),
-    sa.Column("schedule", sa.JSON, nullable=False),  # window start/end, days, time zone, not before/after
-    sa.Column("retry", sa.JSON, nullable=False),  # outcome -> {after_s, max}
+    sa.Column("schedule", sa.JSON, nullable=False),  # {start, end, days, timezone}: when numbers may be dialled
+    sa.Column("retry", sa.JSON, nullable=False),  # outcome -> {after_s, max}: max retries after that outcome
+    sa.Column("caller_id", sa.String(32), nullable=True),  # the number presented to the called party
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
 )
 
@@ -326,10 +332,11 @@ campaign_numbers = sa.Table(
     sa.Column("name", sa.String(200), nullable=True),
     sa.Column("variables", sa.JSON, nullable=True),  # extra template values from the list
     sa.Column("status", sa.String(16), nullable=False),  # pending | calling | done | skipped
-    sa.Column("outcome", sa.String(32), nullable=True),  # last call outcome, or dnc / invalid_number
+    sa.Column("outcome", sa.String(32), nullable=True),  # last call outcome, or dnc / cancelled when skipped
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("history", sa.JSON, nullable=False),  # [{at, outcome, duration_s, call_id}]
     sa.Column("confirmed", sa.Boolean, nullable=True),
+    # pending: not before this time (NULL: now); calling: the claim's lease, after which a sweep frees it
     sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("campaign_id", "phone"),

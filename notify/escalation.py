@@ -8,11 +8,22 @@ when the steps run out the incident goes to the agents. Each step carries a dead
 (its timeout plus its pause): if it never concludes — a hung call, a worker that died — the engine's
 sweep hands the incident to the agents. The policy only acts on an incident still ``notifying``: one an
 agent has taken meanwhile is left alone.
+
+Quiet hours (``notify.quiet_hours``, or the deciding rule's ``quiet_hours`` carried in the policy; in the
+operator's time zone): a routine incident opened then is not phoned. The owner gets an SMS notice
+(``incident_notice``: plate, the alarm in words, time, place, the hotline), the timeline gets a
+``message`` entry with the delivery id, and the incident goes to the agents at its routine priority with
+"quiet hours: SMS sent". We escalate rather than keep it ``notifying`` until a daytime call because an
+unverified alarm must stay in front of a person: the night desk sees it (below every emergency) and can
+call if it looks like theft, the morning shift inherits a queue rather than a batch of 07:00 calls about
+alarms nine hours old, and no in-memory timer has to survive a restart to get there. If SMS is off or
+the SMS fails, the owner is called after all — waking someone beats telling no one.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import time, tzinfo
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -21,18 +32,33 @@ from alarms.incident import Incident, IncidentStateError
 from alarms.policies import dial_steps
 from notify.lines import EMERGENCY, INCIDENT, TrunkLines
 from notify.pin_check import VerificationOutcome as V
-from notify.verification import OwnerVerifier, VerificationRequest
+from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
 
 log = logging.getLogger(__name__)
+
+
+QUIET_STEP_TIMEOUT = 120.0  # an SMS notice that has not concluded by then is the sweep's to escalate
 
 
 def masked(number: str) -> str:
     return number[:-4].rstrip() + "****" if len(number) > 6 else "****"
 
 
+def in_quiet_hours(window: str, local: time) -> bool:
+    """``window`` "22:00-07:00" (may cross midnight; "" = never) contains the local time ``local``."""
+    if not window:
+        return False
+    start, end = (time.fromisoformat(part.strip()) for part in window.split("-"))
+    local = local.replace(tzinfo=None)
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
 class VerificationNotifier:
     def __init__(self, desk, vehicles, verifier: OwnerVerifier, lines: TrunkLines, clock,
-                 caller_id: str | None = None) -> None:
+                 caller_id: str | None = None, *, notices=None, quiet_hours: str = "", tz: tzinfo = BEIJING) -> None:
+        self.notices = notices  # notify.notices.Notices: SMS in quiet hours (None: always call)
+        self.quiet_hours = quiet_hours
+        self.tz = tz
         self.desk = desk
         self.vehicles = vehicles
         self.verifier = verifier
@@ -59,6 +85,8 @@ class VerificationNotifier:
         vehicle = await self.vehicles.get_by_plate(incident.plate)
         phones = [c for c in (vehicle.owner.contacts if vehicle and vehicle.owner else ()) if c.kind == "phone"]
         language = "en" if vehicle and vehicle.owner and vehicle.owner.language == "en" else "zh"
+        if phones and await self._quiet_notice(incident, phones[0].value, language):
+            return
         steps = dial_steps(incident.policy)
         for n, step in enumerate(steps, start=1):
             index = 0 if step["kind"] == "dial_owner" else 1
@@ -95,3 +123,25 @@ class VerificationNotifier:
                 await task.deferLater(self.clock, float(step.get("retry_after", 60)), lambda: None)
         await self.desk.escalate(incident.id, f"nobody verified after {len(steps)} call steps",
                                  expect=("open", "notifying"))
+
+    async def _quiet_notice(self, incident: Incident, owner: str, language: str) -> bool:
+        """In quiet hours: SMS the owner and hand the incident to the agents. False: call as usual."""
+        window = incident.policy.get("quiet_hours", self.quiet_hours)
+        if incident.severity != "routine" or not in_quiet_hours(window, incident.opened_at.astimezone(self.tz).time()):
+            return False
+        if self.notices is None or not self.notices.can_sms:
+            await self.desk.attempt(incident.id, f"quiet hours ({window}), but SMS is off: calling instead", {},
+                                    kind="message")
+            return False
+        await self.desk.notify(incident.id, 1, f"quiet hours ({window}): an SMS to the owner {masked(owner)} "
+                                               "instead of a call", timeout=QUIET_STEP_TIMEOUT)
+        delivery = await self.notices.incident_notice(incident, owner, language)
+        await self.desk.attempt(incident.id, f"SMS to the owner: {delivery.status}"
+                                + (f" ({delivery.error})" if delivery.error else ""), {
+                                    "delivery_id": delivery.id, "channel": "sms", "status": delivery.status,
+                                    "external_id": delivery.external_id}, kind="message")
+        if delivery.status == "failed":
+            return False
+        await self.desk.escalate(incident.id, "quiet hours: SMS sent to the owner; to the agents as routine",
+                                 data={"delivery_id": delivery.id}, expect=("notifying",))
+        return True

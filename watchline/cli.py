@@ -1,4 +1,4 @@
-"""The ``watchline`` command: serve, demo, db upgrade, import/export fleet, token issue, simulate.
+"""The ``watchline`` command: serve, demo, db upgrade, import/export fleet, token issue, simulate, campaign.
 
 Every command takes ``--config FILE`` and exits non-zero with a one-line reason on bad input.
 """
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, choices=(2013, 2019), default=2013, help="JT/T 808 header flavour")
     p.add_argument("--first-id", type=int, default=None,
                    help="first terminal phone (jt808) or IMEI (gt06); the rest count up from it")
+    from watchline import campaign_cli
+
+    campaign_cli.add_parser(sub, _add_config)
     return parser
 
 
@@ -103,6 +106,10 @@ def _dispatch(args, config: Config) -> int:
         return _export_fleet(config, Path(args.file))
     if args.command == "token":
         return _issue_token(config, args.role, args.name)
+    if args.command == "campaign":
+        from watchline import campaign_cli
+
+        return campaign_cli.run(args, config, _open_db, UsageError)
     if args.command == "simulate":
         from twisted.internet import reactor
 

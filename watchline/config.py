@@ -100,7 +100,19 @@ class AlarmsConfig:
 class NotifyConfig:
     lines: int = 30
     phone_region: str = "CN"  # region for phone numbers written without a country code
-    quiet_hours: str = "22:00-07:00"
+    quiet_hours: str = "22:00-07:00"  # routine alarms then get an SMS instead of a call; "" = never quiet
+    operator: str = "Watchline"  # the name notices are signed with
+    hotline: str = ""  # the number notices tell owners to call
+    smpp_url: str = ""  # smpp://system_id:password@host:2775; empty = no SMS
+    smpp_source: str = ""  # sender address: digits, or an alphanumeric name the SMSC allows
+    smtp_host: str = ""  # empty = no e-mail
+    smtp_port: int = 25
+    smtp_from: str = "watchline@localhost"
+    smtp_username: str = ""  # set = authenticate (AUTH PLAIN/LOGIN/CRAM-MD5)
+    smtp_password: str = ""
+    smtp_starttls: bool = False  # require STARTTLS (the server's certificate is verified)
+    webhook_urls: list[str] = field(default_factory=list)  # customer endpoints notices are POSTed to
+    webhook_retries: int = 3  # after the first try, on 5xx/429/connection errors, 1 s, 2 s, 4 s apart
 
 
 @dataclass(frozen=True)
@@ -238,8 +250,18 @@ def _validate(dotted: str, f: dataclasses.Field, value: Any) -> None:
             raise ConfigError(f"{dotted}: unsupported URL {value!r}; expected {allowed}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ConfigError(f"{dotted}: must not be negative, got {value!r}")
-    if dotted == "notify.quiet_hours" and value and not re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", value):
+    if dotted == "notify.quiet_hours" and value and not re.fullmatch(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d",
+                                                                     value):
         raise ConfigError(f"{dotted}: expected HH:MM-HH:MM, got {value!r}")
+    if dotted == "notify.smpp_url" and value and not re.fullmatch(r"smpp://[^:@/\s]+(?::[^@/\s]*)?@[^:/@\s]+(?::\d{1,5})?/?",
+                                                                  value):
+        raise ConfigError(f"{dotted}: expected smpp://system_id:password@host[:port], got {value!r}")
+    if dotted == "notify.webhook_urls":
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                raise ConfigError(f"{dotted}: expected http(s) URLs, got {url!r}")
+    if dotted == "notify.smtp_port" and not 0 < value <= 65535:
+        raise ConfigError(f"{dotted}: port {value} out of range (1-65535)")
     if dotted == "ingest.gt06_timezone" and not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", value):
         raise ConfigError(f"{dotted}: expected a UTC offset like +08:00, got {value!r}")
     if dotted == "sip.rtp_ports" and not re.fullmatch(r"\d{2,5}-\d{2,5}", value):

@@ -64,6 +64,13 @@ class Watchline(service.MultiService):
 
             self.telephony = Telephony(telephony_settings(config), reactor, call_log=self.db.calls)
             self.telephony.setServiceParent(self)
+            if config.sip.trunk:  # notice campaigns dial on the same trunk lines as incidents (which go first)
+                from notify.campaign_runner import CampaignRunner
+                from notify.notice_call import NoticeCall
+
+                notice = NoticeCall(self.telephony, reactor, ring_timeout=config.sip.ring_timeout)
+                self.campaigns = CampaignRunner(self.db, self.bus, notice, self.trunk_lines(), reactor)
+                self.campaigns.setServiceParent(self)
         self.engine = None
         if self.wants("worker"):
             from alarms.engine import AlarmEngine
@@ -76,11 +83,26 @@ class Watchline(service.MultiService):
                                       rules=load_rules(config.alarms.rules), notifier=self._notifier(),
                                       rules_path=config.alarms.rules, queue=f"{config.mq.exchange}.alarms")
             self.engine.setServiceParent(self)
+        self.fleet = self.dispatch = None
+        if self.wants("api", "worker"):
+            from alarms.dispatch import WorkOrderDesk
+            from alarms.rescue_fleet import RescueFleet
+
+            # Each such process keeps the whole rescue fleet (its own subscription to every report).
+            # Arrivals on site are watched where reports are worked on (workers); when several workers
+            # see the same arrival, the work order's guarded transition lets one of them record it.
+            geo = config.geo
+            self.fleet = RescueFleet(self.db, self.bus, self.live, reactor, geo.average_speed_kmh, geo.max_position_age)
+            self.fleet.setServiceParent(self)
+            self.dispatch = WorkOrderDesk(self.db, self.bus, reactor, self.fleet, on_site_radius_m=geo.on_site_radius_m,
+                                          watch_sites=self.wants("worker"))
+            self.dispatch.setServiceParent(self)
         if self.wants("api") and config.api.listen:
             from api.app import WatchlineApi
 
             self.api = WatchlineApi(self.db, self.live, config, ingest=self.ingest, desk=self.desk, bus=self.bus,
-                                    clock=reactor, rules_reload=self.engine.reload_rules if self.engine else None)
+                                    clock=reactor, rules_reload=self.engine.reload_rules if self.engine else None,
+                                    dispatch=(self.fleet, self.dispatch))
             _listen(config.api.listen, self.api.site(), "api").setServiceParent(self)
 
     def _add_terminal_servers(self) -> None:
@@ -108,12 +130,36 @@ class Watchline(service.MultiService):
         if telephony is None or not self.config.sip.trunk:
             return None
         from notify.escalation import VerificationNotifier
-        from notify.lines import TrunkLines
         from notify.verification import OwnerVerifier
 
         verifier = OwnerVerifier(telephony, self.db.vehicles.verify_pin, ring_timeout=self.config.sip.ring_timeout)
-        return VerificationNotifier(self.desk, self.db.vehicles, verifier, TrunkLines(self.config.notify.lines),
-                                    self.reactor)
+        return VerificationNotifier(self.desk, self.db.vehicles, verifier, self.trunk_lines(), self.reactor,
+                                    notices=self.notices(), quiet_hours=self.config.notify.quiet_hours)
+
+    def trunk_lines(self):
+        """The one cap on concurrent outbound calls (notify.lines), shared by every caller in this process."""
+        if getattr(self, "_trunk_lines", None) is None:
+            from notify.lines import TrunkLines
+
+            self._trunk_lines = TrunkLines(self.config.notify.lines)
+        return self._trunk_lines
+
+    def notices(self):
+        """The notices hook (notify.notices.Notices) over the channels [notify] configures — SMS, e-mail,
+        webhooks, and voice where this process has telephony and a trunk. Built once, started with us."""
+        if getattr(self, "_notices", None) is None:
+            from notify.channels import channels_from_config
+            from notify.channels.rendering import NoticeRenderer
+            from notify.notices import Notices
+
+            n = self.config.notify
+            telephony = getattr(self, "telephony", None) if self.config.sip.trunk else None
+            channels = channels_from_config(n, self.reactor, self.db.deliveries, telephony=telephony,
+                                            lines=self.trunk_lines() if telephony is not None else None)
+            channels.setServiceParent(self)
+            self._notices = Notices(channels, NoticeRenderer(n.operator, n.hotline), self.db.vehicles, n.phone_region,
+                                    desk=self.desk)
+        return self._notices
 
     def wants(self, *roles: str) -> bool:
         return self.role == "all" or self.role in roles

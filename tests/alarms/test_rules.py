@@ -39,6 +39,8 @@ def test_first_matching_rule_wins():
     ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\ntiers = ['vip']", "unknown tier 'vip'"),
     ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nhours = 'nights'", "hours must look like"),
     ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\ncolour = 1", "unknown key 'colour'"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nquiet_hours = '23:00'", "quiet_hours must look like"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nquiet_hours = 22", "quiet_hours must look like"),
     ("rule = 1", "array of tables"),
     ("[[rule", "not valid TOML"),
 ])
@@ -47,3 +49,19 @@ def test_bad_files_are_refused_with_a_clear_error(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(RulesError, match=message):
         load_rules(path)
+
+
+def test_a_rule_carries_its_quiet_hours_into_the_policy_snapshot():
+    from alarms.policies import snapshot
+
+    rules = parse_rules({"rule": [
+        {"name": "theft-ish", "alarms": ["power_cut"], "severity": "routine", "quiet_hours": ""},
+        {"name": "late", "alarms": ["low_voltage"], "severity": "routine", "quiet_hours": "23:30-06:00"},
+    ]}, "test")
+    never, late, default = (rules.classify(a, "normal", NIGHT) for a in ("power_cut", "low_voltage", "door"))
+    assert (never.quiet_hours, late.quiet_hours, default.quiet_hours) == ("", "23:30-06:00", None)
+    assert snapshot(never.policy, never.quiet_hours)["quiet_hours"] == ""
+    assert snapshot(late.policy, late.quiet_hours)["quiet_hours"] == "23:30-06:00"
+    assert "quiet_hours" not in snapshot(default.policy, default.quiet_hours)
+    snapshot("verify_owner", "22:00-07:00")["steps"][0]["timeout"] = 1  # a copy: the policy is untouched
+    assert snapshot("verify_owner")["steps"][0]["timeout"] == 120

@@ -9,7 +9,11 @@ from twisted.internet import reactor, task
 
 from crm.fleet import validate
 from crm.vehicles import FleetImportError
+from tests.crm.campaigns_contract import CampaignsContract
+from tests.crm.deliveries_contract import DeliveriesContract
+from tests.crm.fences_contract import FencesContract
 from tests.crm.incidents_contract import IncidentsContract
+from tests.crm.workorders_contract import WorkOrdersContract
 
 
 def rows(*records: dict[str, str]):
@@ -20,7 +24,7 @@ def rows(*records: dict[str, str]):
     return good
 
 
-class StorageContract(IncidentsContract):
+class StorageContract(IncidentsContract, DeliveriesContract, WorkOrdersContract, CampaignsContract, FencesContract):
     @pytest_twisted.ensureDeferred
     async def test_import_then_find_by_plate_name_and_phone(self, database):
         result = await database.vehicles.import_rows(rows(

@@ -9,6 +9,7 @@ from alarms.desk import IncidentDesk
 from crm.db import Database
 from crm.incidents import NewIncident
 from crm.migrate import upgrade
+from notify.channels.sms_parts import decode_parts
 from notify.escalation import VerificationNotifier
 from notify.lines import TrunkLines
 from notify.pin_check import VerificationOutcome as V
@@ -135,3 +136,120 @@ async def test_a_step_that_never_concludes_is_escalated_by_the_sweep(setup):
     await desk.sweep()
     done = await db.incidents.get(incident.id)
     assert done.state == "escalated" and "did not conclude in time" in done.timeline[-1].text
+
+
+# -- quiet hours: an SMS through a real SMPP session instead of a call ------------------------------
+
+NIGHT = datetime(2026, 5, 1, 15, 30, tzinfo=timezone.utc)  # 23:30 in Beijing
+
+
+@pytest_twisted.async_yield_fixture
+async def smsc():
+    from notify.channels import Channels
+    from notify.channels.sms import SmsChannel
+    from tests.notify.smsc import Smsc
+
+    server = Smsc()
+    port = reactor.listenTCP(0, server, interface="127.0.0.1")
+    made = []
+
+    def notices(db):
+        from notify.notices import Notices
+
+        channels = Channels(db.deliveries, reactor)
+        channels.register(SmsChannel(reactor, f"smpp://watchline:s3cret@127.0.0.1:{port.getHost().port}",
+                                     "Watchline", connect_timeout=2.0, retries=0))
+        channels.startService()
+        made.append(channels)
+        return Notices(channels)
+
+    try:
+        yield server, notices
+    finally:
+        for channels in made:
+            await channels.stopService()
+        await port.stopListening()
+
+
+async def run_at(db, desk, verifier, notices, at=NIGHT, policy=POLICY, quiet_hours="22:00-07:00"):
+    incident, _ = await db.incidents.open_or_join(NewIncident(
+        "P1", "power_cut", "routine", 50, "normal", policy, at), at)
+    await VerificationNotifier(desk, db.vehicles, verifier, TrunkLines(2), reactor, notices=notices,
+                               quiet_hours=quiet_hours).run(incident)
+    return await db.incidents.get(incident.id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_routine_alarm_at_2330_beijing_gets_an_sms_not_a_call_then_goes_to_agents(setup, smsc):
+    (db, desk), (server, notices) = setup, smsc
+    verifier = ScriptedVerifier()  # any call would fail the test: it has no outcome to give
+    done = await run_at(db, desk, verifier, notices(db))
+    assert verifier.dialled == []
+    message_id = server.submitted[0][0]
+    parts = [pdu.params["short_message"] for _, pdu in server.submitted]
+    text = decode_parts(parts, ucs2=True)  # a Chinese notice of more than 70 characters: UCS2 parts
+    assert len(parts) == 2 and {pdu.params["destination_addr"] for _, pdu in server.submitted} == {b"8613800138000"}
+    assert "P1" in text and "主电源断电报警" in text and "5月1日23:30" in text and f"事件号{done.id}" in text
+    assert (done.state, done.priority, done.due_at) == ("escalated", 50, None)
+    assert [e.kind for e in done.timeline] == ["opened", "notifying", "message", "escalate"]
+    assert done.timeline[1].text == "quiet hours (22:00-07:00): an SMS to the owner +861380013**** instead of a call"
+    message = done.timeline[2]
+    assert message.text == "SMS to the owner: sent" and message.data["external_id"] == message_id
+    assert done.timeline[3].text == "quiet hours: SMS sent to the owner; to the agents as routine"
+    delivery = await db.deliveries.get(message.data["delivery_id"])
+    assert (delivery.incident_id, delivery.template, delivery.status, delivery.body) == (
+        done.id, "incident_notice", "sent", text)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rule_without_quiet_hours_is_called_at_night_and_daytime_is_called(setup, smsc):
+    (db, desk), (server, notices) = setup, smsc
+    sms = notices(db)
+    verifier = ScriptedVerifier(V.VERIFIED, V.VERIFIED)
+    night = await run_at(db, desk, verifier, sms, policy=dict(POLICY, quiet_hours=""))
+    day = await run_at(db, desk, verifier, sms, at=T0)  # 16:00 in Beijing
+    assert len(verifier.dialled) == 2 and server.submitted == []
+    assert night.state == day.state == "resolved"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rules_own_window_decides_over_the_default(setup, smsc):
+    (db, desk), (server, notices) = setup, smsc
+    verifier = ScriptedVerifier()
+    done = await run_at(db, desk, verifier, notices(db), policy=dict(POLICY, quiet_hours="23:00-23:45"),
+                        quiet_hours="")
+    assert verifier.dialled == [] and len(server.submitted) == 2 and done.state == "escalated"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_sms_falls_back_to_calling(setup, smsc):
+    from smpp.pdu.pdu_types import CommandStatus
+
+    (db, desk), (server, notices) = setup, smsc
+    server.refuse = [CommandStatus.ESME_RINVDSTADR]
+    verifier = ScriptedVerifier(V.VERIFIED)
+    done = await run_at(db, desk, verifier, notices(db))
+    assert verifier.dialled == ["+8613800138000"] and done.state == "resolved"
+    kinds = [e.kind for e in done.timeline]
+    assert kinds == ["opened", "notifying", "message", "notifying", "call", "verify", "resolve"]
+    assert done.timeline[2].text == "SMS to the owner: failed (SMSC refused part 1/2: ESME_RINVDSTADR (Invalid Dest Addr))"
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_sms_quiet_hours_still_call_and_say_so(setup):
+    db, desk = setup
+    verifier = ScriptedVerifier(V.VERIFIED)
+    done = await run_at(db, desk, verifier, None)
+    assert verifier.dialled == ["+8613800138000"] and done.state == "resolved"
+    assert done.timeline[1].text == "quiet hours (22:00-07:00), but SMS is off: calling instead"
+
+
+def test_quiet_window_across_midnight():
+    from datetime import time
+
+    from notify.escalation import in_quiet_hours
+
+    assert in_quiet_hours("22:00-07:00", time(23, 30)) and in_quiet_hours("22:00-07:00", time(6, 59))
+    assert not in_quiet_hours("22:00-07:00", time(7, 0)) and not in_quiet_hours("22:00-07:00", time(12))
+    assert in_quiet_hours("01:00-05:00", time(3)) and not in_quiet_hours("01:00-05:00", time(23))
+    assert not in_quiet_hours("", time(23, 30))

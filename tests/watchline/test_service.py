@@ -293,3 +293,19 @@ async def test_alarms_over_tcp_become_incidents(system):
     assert (gt06_sos["alarm"], gt06_sos["severity"]) == ("sos", "emergency")
     for term in (t_sos, t_other, gt06):
         term.transport.loseConnection()
+
+
+def test_a_process_with_a_trunk_gets_the_notices_and_quiet_hours(tmp_path):
+    """Wiring only (nothing started): [notify] builds the channel registry the notifier sends SMS through."""
+    config = load_config(environ={
+        "WATCHLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "WATCHLINE_API_LISTEN": "",
+        "WATCHLINE_INGEST_JT808": "", "WATCHLINE_INGEST_GT06": "",
+        "WATCHLINE_SIP_LISTEN": f"udp:{free_port()}:interface=127.0.0.1", "WATCHLINE_SIP_TRUNK": "127.0.0.1:5999",
+        "WATCHLINE_NOTIFY_SMPP_URL": "smpp://watchline:pw@127.0.0.1:2775", "WATCHLINE_NOTIFY_QUIET_HOURS": "23:00-06:30",
+        "WATCHLINE_NOTIFY_HOTLINE": "400-800-1234"})
+    app = Watchline(config, reactor)
+    notifier = app.engine.notifier
+    assert notifier.quiet_hours == "23:00-06:30" and notifier.notices is app.notices()
+    assert notifier.notices.channels.names == ["sms", "voice"]
+    assert notifier.notices.channels.parent is app and notifier.lines is app.trunk_lines()
+    assert notifier.notices.renderer.hotline == "400-800-1234"

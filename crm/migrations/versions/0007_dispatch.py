@@ -21,12 +21,14 @@ def upgrade() -> None:
         sa.Column("geometry", sa.JSON(), nullable=False),
         sa.Column("owner_id", sa.Integer(), nullable=True),
         sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False),
+        sa.Column("revision", sa.Integer(), server_default="1", nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["owners.id"], name=op.f("fk_fences_owner_id_owners"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fences"))
     )
     with op.batch_alter_table("fences", schema=None) as batch_op:
+        batch_op.create_index("ix_fences_owner_id", ["owner_id"], unique=False)
         batch_op.create_index("ix_fences_updated_at", ["updated_at"], unique=False)
 
     op.create_table("rescue_trucks",

@@ -47,9 +47,11 @@ def upgrade() -> None:
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("schedule", sa.JSON(), nullable=False),
         sa.Column("retry", sa.JSON(), nullable=False),
+        sa.Column("caller_id", sa.String(length=32), nullable=True),
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns"))
     )

@@ -1,0 +1,93 @@
+"""Notices: which message goes to whom over which channel, for the incident, dispatch and campaign flows.
+
+``Notices`` renders a notice (``NoticeRenderer``) and hands it to the channel registry, which records
+each send as a delivery. It is the hook other flows call: the quiet-hours SMS of a routine incident,
+``work_order_dispatched`` when a rescue truck sets off (SMS to the customer's phone, and a POST to each
+configured customer webhook; both noted on the order's incident), ``campaign_notice`` for a campaign told by SMS. A notice that cannot go
+(SMS off, a bad number) comes back as a failed or missing delivery — a notice never fails the flow that
+sent it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import phonenumbers
+
+from crm.deliveries import Delivery
+from notify.channels import Channels, Message
+from notify.channels.rendering import NoticeRenderer
+
+log = logging.getLogger(__name__)
+
+
+def e164(number: str, region: str = "CN") -> str | None:
+    """``13800138000`` → ``+8613800138000``; None when it is not a valid number."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Notices:
+    def __init__(self, channels: Channels, renderer: NoticeRenderer | None = None, vehicles=None,
+                 region: str = "CN", desk=None) -> None:
+        self.channels = channels
+        self.desk = desk  # to put a work order's notices on its incident's timeline
+        self.renderer = renderer or NoticeRenderer()
+        self.vehicles = vehicles  # to speak a customer's language when the notice names their plate
+        self.region = region
+
+    @property
+    def can_sms(self) -> bool:
+        return "sms" in self.channels
+
+    async def incident_notice(self, incident, phone: str, language: str | None,
+                              place: str | None = None) -> Delivery | None:
+        """The routine alarm told by SMS (quiet hours); None when SMS is off."""
+        if not self.can_sms:
+            return None
+        return await self._sms(self.renderer.incident_notice(incident, phone, language, place))
+
+    async def work_order_dispatched(self, order, truck_plate: str, eta_s: float | None,
+                                    phone: str | None) -> list[Delivery]:
+        """The dispatch hook: tell the customer which truck is coming and when."""
+        language = await self._language_of(getattr(order, "customer_plate", None))
+        message = self.renderer.work_order_dispatched(order, truck_plate, eta_s, phone or "", language)
+        sent = []
+        if phone and self.can_sms:
+            sent.append(await self._sms(message))
+        elif phone:
+            log.warning("work order %s: SMS is off; the customer %s was not told", order.id, phone)
+        sent.extend(await self._webhooks(message))
+        if self.desk is not None and message.incident_id is not None and sent:
+            await self.desk.attempt(message.incident_id, f"work order {order.id}: the customer was told — "
+                                    + ", ".join(f"{d.channel} {d.status}" for d in sent), {
+                                        "work_order_id": order.id, "delivery_ids": [d.id for d in sent]},
+                                    kind="message")
+        return sent
+
+    async def campaign_notice(self, campaign: str, text: str, phone: str, language: str | None = "zh",
+                              ) -> Delivery | None:
+        """A campaign's notice by SMS (for a campaign that messages rather than calls); None when SMS is off."""
+        if not self.can_sms:
+            return None
+        return await self._sms(self.renderer.campaign_notice(campaign, text, phone, language))
+
+    async def _sms(self, message: Message) -> Delivery:
+        # A number that will not parse still goes to the channel, which refuses it: the failure is recorded.
+        return await self.channels.send("sms", message.to(e164(message.recipient, self.region) or message.recipient))
+
+    async def _webhooks(self, message: Message) -> list[Delivery]:
+        if "webhook" not in self.channels:
+            return []
+        return [await self.channels.send("webhook", message.to(url)) for url in self.channels["webhook"].urls]
+
+    async def _language_of(self, plate: str | None) -> str:
+        if not plate or self.vehicles is None:
+            return "zh"
+        vehicle = await self.vehicles.get_by_plate(plate)
+        return "en" if vehicle and vehicle.owner and vehicle.owner.language == "en" else "zh"

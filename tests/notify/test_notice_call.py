@@ -1,0 +1,138 @@
+"""Notice calls end to end over the telephony core on a fake SIP network."""
+
+import pytest
+
+from callflows import Telephony
+from callflows.prompts import Prompt
+from notify.notice_call import NoticeCall
+from tests.callflows.fakes import FakeNetwork, result, start, telephony_settings
+
+
+@pytest.fixture
+def phones(tmp_path):
+    net = FakeNetwork()
+    owner = Telephony(telephony_settings(tmp_path, 5070), net)
+    desk = Telephony(telephony_settings(tmp_path, 5060, trunk="127.0.0.1:5070"), net)
+    owner.startService()
+    desk.startService()
+    yield net, desk, owner
+    desk.stopService()
+    owner.stopService()
+    net.run(1)
+
+
+def notice_call(net, desk, spoken, **kwargs) -> NoticeCall:
+    async def speak(text, language):
+        spoken.append((text, language))
+        return Prompt.tone(440, 1.0)
+
+    return NoticeCall(desk, net, speak=speak, ring_timeout=2, confirm_timeout=1.5, **kwargs)
+
+
+def deliver(net, desk, owner, flow, confirm, spoken=None):
+    owner.register_flow("13800138000", flow)
+    notice = notice_call(net, desk, spoken if spoken is not None else [])
+    prompts = start(notice.prepare("Your inspection is due", "en", confirm))
+    net.run(0.1)
+    d = start(notice.deliver("13800138000", result(prompts), confirm, caller_id="95000"))
+    net.run(8)
+    return result(d)
+
+
+def keys(digits: str, after: float = 0.3):
+    async def phone(call):
+        await call.answer()
+        await call.collect(1, timeout=after)  # hear a little of the notice
+        if digits:
+            await call.send_digits(digits)
+        await call.wait_ended()
+
+    return phone
+
+
+def test_press_1_confirms_and_hears_thanks(phones):
+    net, desk, owner = phones
+    spoken = []
+    got = deliver(net, desk, owner, keys("1"), True, spoken)
+    assert (got.outcome, got.confirmed) == ("confirmed", True)
+    assert got.call_id in desk.call_log.calls and 0.3 < got.duration_s < 3
+    assert spoken == [("Your inspection is due Press 1 to confirm.", "en"), ("Thank you, goodbye.", "en")]
+
+
+@pytest.mark.parametrize("digits, low, high", [
+    ("", 2.4, 3.0),  # the whole notice (1 s), then the wait for a key (1.5 s)
+    ("2", 0.3, 0.6),  # another key stops the notice and ends the call
+])
+def test_no_confirmation_is_answered_not_confirmed(phones, digits, low, high):
+    net, desk, owner = phones
+    got = deliver(net, desk, owner, keys(digits), True)
+    assert (got.outcome, got.confirmed) == ("answered", False)
+    assert low <= got.duration_s <= high
+
+
+def test_without_confirmation_the_notice_plays_to_the_end(phones):
+    net, desk, owner = phones
+    got = deliver(net, desk, owner, keys(""), False)
+    assert (got.outcome, got.confirmed) == ("answered", None) and 0.9 < got.duration_s < 1.5
+
+
+def test_owner_hanging_up_mid_notice_still_counts_as_answered(phones):
+    net, desk, owner = phones
+
+    async def hangs_up(call):
+        await call.answer()
+        await call.collect(1, timeout=0.3)
+        await call.hangup()
+
+    got = deliver(net, desk, owner, hangs_up, True)
+    assert (got.outcome, got.confirmed) == ("answered", False) and got.duration_s < 0.8
+
+
+@pytest.mark.parametrize("status, outcome", [(486, "busy"), (603, "busy"), (404, "invalid_number"),
+                                             (480, "no_answer"), (500, "failed")])
+def test_unanswered_calls(phones, status, outcome):
+    net, desk, owner = phones
+
+    async def refuse(call):
+        call.leg.machine.reject(status)
+
+    got = deliver(net, desk, owner, refuse, True)
+    assert (got.outcome, got.call_id, got.duration_s, got.confirmed) == (outcome, None, 0.0, None)
+
+
+def test_no_answer_after_the_ring_timeout(phones):
+    net, desk, owner = phones
+
+    async def rings(call):
+        await call.wait_ended()
+
+    assert deliver(net, desk, owner, rings, False).outcome == "no_answer"
+
+
+def test_mandarin_confirmation_request(phones):
+    net, desk, _ = phones
+    spoken = []
+    start(notice_call(net, desk, spoken).prepare("您的车辆年检即将到期", "zh", True))
+    net.run(0.1)
+    assert spoken == [("您的车辆年检即将到期 确认收到请按1。", "zh"), ("谢谢，再见。", "zh")]
+
+
+def test_concurrent_calls_share_one_tts_run():
+    from twisted.internet.defer import Deferred
+
+    spoken, pending = [], []
+
+    async def speak(text, language):
+        spoken.append(text)
+        d = Deferred()
+        pending.append(d)
+        return await d
+
+    notice = NoticeCall(None, FakeNetwork(), speak=speak)
+    first = [start(notice.prepare("Notice", "en", False)) for _ in range(5)]
+    assert spoken == ["Notice"]
+    prompt = Prompt.tone(440, 0.1)
+    pending[0].callback(prompt)
+    assert all(result(d).notice is prompt for d in first)
+    start(notice.prepare("Notice", "en", False))
+    assert spoken == ["Notice", "Notice"]  # nothing kept here: the prompt library caches spoken text
