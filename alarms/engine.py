@@ -24,6 +24,7 @@ from alarms.incident import Incident
 from alarms.policies import snapshot
 from alarms.report import Report
 from alarms.rules import Rules, RulesError, load_rules
+from alarms.vehicle_lock import wait_for_lock
 from crm.incidents import NewIncident, Repeat, Step
 
 log = logging.getLogger(__name__)
@@ -172,17 +173,7 @@ class AlarmEngine(service.Service):
     async def _lock(self, plate: str):
         """The vehicle's lock, waited for: another worker holds it for milliseconds, or a dead worker
         until it expires (LOCK_TTL). Waiting keeps this vehicle's reports in order here."""
-        name = f"alarms:vehicle:{plate}"
-        deadline = self.clock.seconds() + LOCK_TTL * 2
-        delay = 0.005
-        while True:
-            lock = await self.live.acquire_lock(name, ttl=LOCK_TTL)
-            if lock is not None:
-                return lock
-            if self.clock.seconds() > deadline:
-                raise RuntimeError(f"vehicle {plate}: lock still held after {LOCK_TTL * 2:g} s")  # redelivered
-            await task.deferLater(self.clock, delay, lambda: None)
-            delay = min(delay * 2, 0.25)
+        return await wait_for_lock(self.live, self.clock, f"alarms:vehicle:{plate}", LOCK_TTL, f"vehicle {plate}: lock")
 
     async def _tier(self, plate: str) -> str:
         tier = self._tiers.get(plate)

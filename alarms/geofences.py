@@ -36,6 +36,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
 from alarms.report import Report, iso_utc
+from alarms.vehicle_lock import wait_for_lock
 from geo.fence_shapes import Fence, FenceId
 from geo.fences import FenceIndex, FenceTracker, GeofenceEvent
 from geo.geodesy import check_position
@@ -311,14 +312,5 @@ class GeofenceWatch:
         return ids
 
     async def _lock(self, plate: str):
-        name = f"geofence:vehicle:{plate}"
-        deadline = self.clock.seconds() + LOCK_TTL * 2
-        delay = 0.005
-        while True:
-            lock = await self.live.acquire_lock(name, ttl=LOCK_TTL)
-            if lock is not None:
-                return lock
-            if self.clock.seconds() > deadline:
-                raise RuntimeError(f"vehicle {plate}: geofence lock still held after {LOCK_TTL * 2:g} s")
-            await task.deferLater(self.clock, delay, lambda: None)
-            delay = min(delay * 2, 0.25)
+        return await wait_for_lock(self.live, self.clock, f"geofence:vehicle:{plate}", LOCK_TTL,
+                                   f"vehicle {plate}: geofence lock")

@@ -155,14 +155,14 @@ def _read_xlsx(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         first = next(rows, None)
         if first is None:
             raise FleetFileError("line 1: the sheet is empty; expected a header row")
-        header = _header([_cell(c) for c in first])
+        header = _header([cell_text(c) for c in first])
         for line, cells in enumerate(rows, start=2):
-            yield from _row(line, header, [_cell(c) for c in cells])
+            yield from _row(line, header, [cell_text(c) for c in cells])
     finally:
         wb.close()
 
 
-def _cell(value) -> str:
+def cell_text(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from crm.campaign_records import CampaignNumber, NewNumber, Recipient
-from crm.fleet import normalise_plate, parse_phone
+from crm.fleet import cell_text, normalise_plate, parse_phone
 from notify.campaign_spec import check_variable_name
 
 MAX_ROWS = 100_000
@@ -88,17 +88,9 @@ def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
         raise ListError([(0, "list", f"not a readable XLSX workbook: {e}")]) from None
     try:
         for cells in wb.worksheets[0].iter_rows(values_only=True):
-            yield [_cell(c) for c in cells]
+            yield [cell_text(c) for c in cells]
     finally:
         wb.close()
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # phone numbers typed as numbers
-    return str(value)
 
 
 def parse_list(rows: Iterable[tuple[int, dict[str, str]]], region: str) -> list[ListEntry]:

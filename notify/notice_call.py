@@ -16,10 +16,10 @@ from twisted.internet.defer import Deferred
 
 from callflows.outcomes import CallEnded, CallNotConnected, CallOutcome
 from callflows.prompts import Prompt
+from notify.verification import VOICES
 
 log = logging.getLogger(__name__)
 
-VOICES = {"zh": "cmn", "en": "en"}
 CONFIRM_ASK = {"zh": "确认收到请按1。", "en": "Press 1 to confirm."}
 THANKS = {"zh": "谢谢，再见。", "en": "Thank you, goodbye."}
 _NOT_CONNECTED = {
