@@ -206,7 +206,7 @@ class AlarmEngine(service.Service):
             first = None
         incident, created = await self.db.incidents.open_or_join(NewIncident(
             plate=report.plate, alarm=alarm, severity=cls.severity, priority=cls.priority, tier=tier,
-            policy=dict(snapshot(cls.policy, cls.quiet_hours), rule=cls.rule), time=report.time,
+            policy=dict(snapshot(cls.policy, cls.quiet_hours, self.rules.policies), rule=cls.rule), time=report.time,
             terminal_protocol=report.protocol,
             terminal_id=report.terminal_id, alarm_serial=serial if isinstance(serial, int) else None,
             lat=fix.lat if fix else None, lon=fix.lon if fix else None,

@@ -5,6 +5,8 @@ A rules file (TOML) holds ordered ``[[rule]]`` tables; the first rule that match
 (fence ids), ``min_speed_kmh``/``max_speed_kmh``, then ``severity`` (emergency | routine | ignore),
 ``priority`` (0 = most urgent), ``policy`` (an escalation policy name) and ``quiet_hours`` ("22:00-07:00":
 routine alarms opened then get an SMS instead of a call; "" = never quiet; absent = notify.quiet_hours).
+The file may define escalation policies as ``[policy.<name>]`` tables (see ``alarms.policies``); a rule
+naming a policy that is neither built in nor defined there is refused.
 Without a file, or when no rule matches: ``sos, collision, rollover, vehicle_stolen, accident`` are
 emergencies, the rest routine. A bad file is refused with an error naming the rule and key; the rules
 in force stay.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from alarms.names import DEFAULT_EMERGENCY
+from alarms.policies import POLICIES, PolicyError, parse_policy
 
 SEVERITIES = ("emergency", "routine", "ignore")
 TIERS = ("platinum", "gold", "normal")
@@ -77,6 +80,7 @@ class Rules:
     rules: list[Rule] = field(default_factory=list)
     tz: tzinfo = BEIJING
     source: str = "built-in defaults"
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # the file's own [policy.<name>]
 
     def classify(self, alarm: str, tier: str, at: datetime, fence: str | None = None,
                  speed: float | None = None) -> Classification:
@@ -107,17 +111,31 @@ def load_rules(path: str | Path | None) -> Rules:
 
 
 def parse_rules(data: dict[str, Any], source: str) -> Rules:
-    unknown = set(data) - {"rule", "timezone_offset_hours"}
+    unknown = set(data) - {"rule", "policy", "timezone_offset_hours"}
     if unknown:
-        raise RulesError(f"{source}: unknown key {sorted(unknown)[0]!r} (expected [[rule]] tables)")
+        raise RulesError(f"{source}: unknown key {sorted(unknown)[0]!r} (expected [[rule]] and [policy.<name>] tables)")
     offset = data.get("timezone_offset_hours", 8)
     if not isinstance(offset, (int, float)) or not -12 <= offset <= 14:
         raise RulesError(f"{source}: timezone_offset_hours must be a number from -12 to 14")
     raw = data.get("rule", [])
     if not isinstance(raw, list):
         raise RulesError(f"{source}: 'rule' must be an array of tables ([[rule]])")
+    policies = _policies(data.get("policy", {}), source)
     rules = [_rule(i, r, source) for i, r in enumerate(raw, start=1)]
-    return Rules(rules, timezone(timedelta(hours=offset)), source)
+    for n, rule in enumerate(rules, start=1):
+        if rule.policy and rule.policy not in POLICIES and rule.policy not in policies:
+            raise RulesError(f"{source}: rule {n}: unknown policy {rule.policy!r} (built in: "
+                             f"{', '.join(POLICIES)}; or define [policy.{rule.policy}])")
+    return Rules(rules, timezone(timedelta(hours=offset)), source, policies)
+
+
+def _policies(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        raise RulesError(f"{source}: 'policy' must be tables ([policy.<name>])")
+    try:
+        return {name: parse_policy(name, table, source) for name, table in raw.items()}
+    except PolicyError as e:
+        raise RulesError(str(e)) from None
 
 
 def _rule(n: int, r: Any, source: str) -> Rule:

@@ -3,8 +3,10 @@
 Each attempt waits for a trunk line (incident priority), places an ``OwnerVerifier`` call and puts
 the result on the incident's timeline with its call id and recording. A right PIN resolves the
 incident as ``owner_handled``; "not me" (9) and "operator" (0) escalate at emergency priority; three
-wrong PINs escalate; busy / no answer / a bad number move on to the next step after its pause, and
-when the steps run out the incident goes to the agents. Each step carries a deadline in the database
+wrong PINs escalate; busy / no answer / a failed call are retried on the same number as the step's
+``retry`` says (per outcome: how many times, after what pause), then the policy moves on to the next
+step after its pause; a number that does not exist is not dialled again; when the steps run out the
+incident goes to the agents. Each step carries a deadline in the database
 (its timeout plus its pause): if it never concludes — a hung call, a worker that died — the engine's
 sweep hands the incident to the agents. The policy only acts on an incident still ``notifying``: one an
 agent has taken meanwhile is left alone.
@@ -29,7 +31,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from alarms.incident import Incident, IncidentStateError
-from alarms.policies import dial_steps
+from alarms.policies import dial_steps, longest_pause, retry_rule
 from notify.lines import EMERGENCY, INCIDENT, TrunkLines
 from notify.pin_check import VerificationOutcome as V
 from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
@@ -88,41 +90,66 @@ class VerificationNotifier:
         if phones and await self._quiet_notice(incident, phones[0].value, language):
             return
         steps = dial_steps(incident.policy)
+        unreachable: set[str] = set()  # numbers that came back invalid: not dialled again in later loops
         for n, step in enumerate(steps, start=1):
             index = 0 if step["kind"] == "dial_owner" else 1
+            label = "owner" if index == 0 else "backup contact"
             if index >= len(phones):
                 await self.desk.attempt(incident.id, f"step {n}: no {'backup' if index else 'owner'} phone", {})
                 continue
             contact = phones[index]
-            label = "owner" if index == 0 else "backup contact"
-            async with self.lines.line(EMERGENCY if incident.severity == "emergency" else INCIDENT):
-                # The step (and its deadline) starts once a line is free; if the sweep or an agent took
-                # the incident while it waited, this raises and nobody is dialled.
-                await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(contact.value)}",
-                                       timeout=float(step.get("timeout", 120)) + float(step.get("retry_after", 60)))
-                result = await self.verifier.verify(VerificationRequest(
-                    plate=incident.plate, number=contact.value, alarm=incident.alarm, alarm_time=incident.opened_at,
-                    language=language, lat=incident.lat, lon=incident.lon, caller_id=self.caller_id))
-            await self.desk.attempt(incident.id, f"call to the {label}: {result.outcome.value}", {
-                "call_id": result.call_id, "recording": result.recording_path, "outcome": result.outcome.value,
-                "pin_attempts": result.attempts, "step": n})
-            if result.outcome is V.VERIFIED:
-                await self.desk.verified(incident.id, f"the {label} entered the right PIN",
-                                         {"call_id": result.call_id})
-                return
-            if result.outcome in (V.DENIED, V.OPERATOR):
-                why = "said it was not them or needs help" if result.outcome is V.DENIED else "asked for an operator"
-                await self.desk.escalate(incident.id, f"the {label} {why}", priority=0,
-                                         data={"call_id": result.call_id}, expect=("notifying",))
-                return
-            if result.outcome is V.PIN_FAILED:
-                await self.desk.escalate(incident.id, f"the {label} failed the PIN three times",
-                                         data={"call_id": result.call_id}, expect=("notifying",))
+            if contact.value in unreachable:
+                await self.desk.attempt(incident.id, f"step {n}: the {label}'s number {masked(contact.value)} "
+                                                     "was invalid; not dialled again", {"step": n})
+                continue
+            if await self._step(incident, n, step, contact.value, label, language, unreachable):
                 return
             if n < len(steps):
                 await task.deferLater(self.clock, float(step.get("retry_after", 60)), lambda: None)
         await self.desk.escalate(incident.id, f"nobody verified after {len(steps)} call steps",
                                  expect=("open", "notifying"))
+
+    async def _step(self, incident: Incident, n: int, step: dict, number: str, label: str, language: str,
+                    unreachable: set[str]) -> bool:
+        """One dialling step: call ``number``, again on busy / no answer / failure as the step's ``retry``
+        says. True when the policy is over (verified, or escalated by the callee's answer)."""
+        retried: dict[str, int] = {}
+        deadline = float(step.get("timeout", 120)) + longest_pause(step)
+        while True:
+            again = sum(retried.values())
+            async with self.lines.line(EMERGENCY if incident.severity == "emergency" else INCIDENT):
+                # The step (and its deadline) starts once a line is free; if the sweep or an agent took
+                # the incident while it waited, this raises and nobody is dialled.
+                await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(number)}"
+                                       + (f" (retry {again})" if again else ""), timeout=deadline)
+                result = await self.verifier.verify(VerificationRequest(
+                    plate=incident.plate, number=number, alarm=incident.alarm, alarm_time=incident.opened_at,
+                    language=language, lat=incident.lat, lon=incident.lon, caller_id=self.caller_id))
+            outcome = result.outcome
+            await self.desk.attempt(incident.id, f"call to the {label}: {outcome.value}", {
+                "call_id": result.call_id, "recording": result.recording_path, "outcome": outcome.value,
+                "pin_attempts": result.attempts, "step": n, "retry": again})
+            if outcome is V.VERIFIED:
+                await self.desk.verified(incident.id, f"the {label} entered the right PIN",
+                                         {"call_id": result.call_id})
+                return True
+            if outcome in (V.DENIED, V.OPERATOR):
+                why = "said it was not them or needs help" if outcome is V.DENIED else "asked for an operator"
+                await self.desk.escalate(incident.id, f"the {label} {why}", priority=0,
+                                         data={"call_id": result.call_id}, expect=("notifying",))
+                return True
+            if outcome is V.PIN_FAILED:
+                await self.desk.escalate(incident.id, f"the {label} failed the PIN three times",
+                                         data={"call_id": result.call_id}, expect=("notifying",))
+                return True
+            if outcome is V.INVALID_NUMBER:
+                unreachable.add(number)
+                return False
+            times, after = retry_rule(step, outcome.value)
+            if retried.get(outcome.value, 0) >= times:
+                return False
+            retried[outcome.value] = retried.get(outcome.value, 0) + 1
+            await task.deferLater(self.clock, after, lambda: None)
 
     async def _quiet_notice(self, incident: Incident, owner: str, language: str) -> bool:
         """In quiet hours: SMS the owner and hand the incident to the agents. False: call as usual."""

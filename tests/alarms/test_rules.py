@@ -42,6 +42,14 @@ def test_first_matching_rule_wins():
     ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nquiet_hours = '23:00'", "quiet_hours must look like"),
     ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\nquiet_hours = 22", "quiet_hours must look like"),
     ("rule = 1", "array of tables"),
+    ("[[rule]]\nalarms = ['sos']\nseverity = 'routine'\npolicy = 'call_twice'", "unknown policy 'call_twice'"),
+    ("[policy.p]\nloops = 9\n[[policy.p.step]]\nkind = 'dial_owner'", "policy 'p': loops must be"),
+    ("[policy.p]\nloops = 1", "policy 'p': needs at least one"),
+    ("[[policy.p.step]]\nkind = 'dial_pope'", "policy 'p' step 1: kind must be"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\nretry = {verified = {times = 1}}", "only busy, no_answer, failed"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\nretry = {busy = {times = 100}}", "retry.busy.times must be"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\nretry = {busy = {after = -1}}", "after must be a number"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\ntimeout = 'long'", "timeout must be a number"),
     ("[[rule", "not valid TOML"),
 ])
 def test_bad_files_are_refused_with_a_clear_error(tmp_path, text, message):
@@ -65,3 +73,37 @@ def test_a_rule_carries_its_quiet_hours_into_the_policy_snapshot():
     assert "quiet_hours" not in snapshot(default.policy, default.quiet_hours)
     snapshot("verify_owner", "22:00-07:00")["steps"][0]["timeout"] = 1  # a copy: the policy is untouched
     assert snapshot("verify_owner")["steps"][0]["timeout"] == 120
+
+
+def test_a_rules_file_defines_policies_with_retries_per_outcome(tmp_path):
+    from alarms.policies import dial_steps, retry_rule, snapshot
+
+    path = tmp_path / "rules.toml"
+    path.write_text("""
+[policy.persistent]
+loops = 2
+[[policy.persistent.step]]
+kind = "dial_owner"
+timeout = 90
+retry_after = 10
+retry = {busy = {times = 3, after = 120}, no_answer = {times = 1, after = 300}}
+[[policy.persistent.step]]
+kind = "dial_backup"
+
+[[rule]]
+alarms = ["power_cut"]
+severity = "routine"
+policy = "persistent"
+""")
+    rules = load_rules(path)
+    c = rules.classify("power_cut", "normal", DAY)
+    policy = snapshot(c.policy, c.quiet_hours, rules.policies)
+    assert policy["name"] == "persistent" and "requested" not in policy
+    assert [s["kind"] for s in policy["steps"]] == ["dial_owner", "dial_backup", "agent_queue"]
+    owner = policy["steps"][0]
+    assert (owner["timeout"], owner["retry_after"]) == (90, 10)
+    assert retry_rule(owner, "busy") == (3, 120) and retry_rule(owner, "failed") == (0, 0)
+    assert len(dial_steps(policy)) == 4
+    policy["steps"][0]["retry"]["busy"]["times"] = 0  # a deep copy: the rules' policy is untouched
+    assert rules.policies["persistent"]["steps"][0]["retry"]["busy"]["times"] == 3
+    assert snapshot("verify_owner")["steps"][0]["retry"]["busy"] == {"times": 1, "after": 60}

@@ -92,6 +92,72 @@ async def test_no_backup_phone_is_skipped_and_noted(setup):
     assert done.timeline[-1].text == "the owner failed the PIN three times"
 
 
+RETRYING = {"name": "retrying", "loops": 1, "steps": [
+    {"kind": "dial_owner", "timeout": 5, "retry_after": 0,
+     "retry": {"busy": {"times": 2, "after": 0}, "no_answer": {"times": 1, "after": 0}}},
+    {"kind": "dial_backup", "timeout": 5, "retry_after": 0, "retry": {"no_answer": {"times": 1, "after": 0}}},
+    {"kind": "agent_queue"}]}
+
+
+async def run_policy(db, desk, verifier, policy, plate="P1"):
+    incident, _ = await db.incidents.open_or_join(NewIncident(plate, "power_cut", "routine", 50, "normal", policy, T0),
+                                                  T0)
+    await VerificationNotifier(desk, db.vehicles, verifier, TrunkLines(2), reactor).run(incident)
+    return await db.incidents.get(incident.id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_retries_per_outcome_on_the_same_number_then_the_backup(setup):
+    db, desk = setup
+    # owner: busy, busy (2 busy retries allowed), no answer (1 allowed), no answer (none left) -> backup
+    verifier = ScriptedVerifier(V.BUSY, V.BUSY, V.NO_ANSWER, V.NO_ANSWER, V.NO_ANSWER, V.NO_ANSWER)
+    done = await run_policy(db, desk, verifier, RETRYING)
+    owner, backup = "+8613800138000", "+8613900139000"
+    assert verifier.dialled == [owner] * 4 + [backup] * 2
+    assert done.state == "escalated" and done.timeline[-1].text == "nobody verified after 2 call steps"
+    calls = [e for e in done.timeline if e.kind == "call"]
+    assert [(c.data["step"], c.data["retry"], c.data["outcome"]) for c in calls] == [
+        (1, 0, "busy"), (1, 1, "busy"), (1, 2, "no_answer"), (1, 3, "no_answer"), (2, 0, "no_answer"),
+        (2, 1, "no_answer")]
+    notes = [e.text for e in done.timeline if e.kind == "notifying"]
+    assert notes[:2] == ["step 1: calling the owner +861380013****", "step 1: calling the owner +861380013**** (retry 1)"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_retry_that_verifies_ends_the_policy(setup):
+    db, desk = setup
+    verifier = ScriptedVerifier(V.BUSY, V.VERIFIED)
+    done = await run_policy(db, desk, verifier, RETRYING)
+    assert verifier.dialled == ["+8613800138000"] * 2 and (done.state, done.outcome) == ("resolved", "owner_handled")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_invalid_number_is_not_retried_nor_dialled_in_later_loops(setup):
+    db, desk = setup
+    verifier = ScriptedVerifier(V.INVALID_NUMBER, V.NO_ANSWER, V.NO_ANSWER)
+    done = await run(db, desk, verifier)  # POLICY: owner, backup, twice
+    assert verifier.dialled == ["+8613800138000", "+8613900139000", "+8613900139000"]
+    assert "the owner's number +861380013**** was invalid; not dialled again" in [e.text for e in done.timeline][-4]
+    assert done.state == "escalated" and done.timeline[-1].text == "nobody verified after 4 call steps"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_step_deadline_outlasts_its_longest_retry_pause(setup):
+    db, desk = setup
+    policy = {**RETRYING, "steps": [{"kind": "dial_owner", "timeout": 30, "retry_after": 5,
+                                     "retry": {"busy": {"times": 1, "after": 600}}}, {"kind": "agent_queue"}]}
+    seen = []
+
+    class Watching(ScriptedVerifier):
+        async def verify(self, request):
+            seen.append((await db.incidents.search(plate="P1"))[0].due_at)
+            return await super().verify(request)
+
+    done = await run_policy(db, desk, Watching(V.VERIFIED), policy)
+    step_started = next(e.time for e in done.timeline if e.kind == "notifying")
+    assert (seen[0] - step_started).total_seconds() >= 629  # 30 s call + the 600 s busy pause
+
+
 @pytest_twisted.ensureDeferred
 async def test_an_agent_taking_the_incident_mid_call_stops_the_policy(setup):
     db, desk = setup
