@@ -327,13 +327,13 @@ class VehiclesStore:
 
         def _thd(conn):
             row = conn.execute(
-                sa.select(terminals.c.auth_code, terminals.c.lenient_checksum, vehicles.c.plate)
+                sa.select(terminals.c.auth_code, terminals.c.lenient_checksum, vehicles.c.plate, vehicles.c.model)
                 .join(vehicles, vehicles.c.id == terminals.c.vehicle_id)
                 .where(terminals.c.protocol == protocol, terminals.c.terminal_id == terminal_id)
             ).first()
             if row is None:
                 return None
-            return TerminalInfo(protocol, terminal_id, row.plate, row.auth_code, row.lenient_checksum)
+            return TerminalInfo(protocol, terminal_id, row.plate, row.auth_code, row.lenient_checksum, row.model)
 
         return await self.db.pool.do(_thd)
 
@@ -347,12 +347,12 @@ class VehiclesStore:
             for chunk in _chunks(ids):
                 for row in conn.execute(
                     sa.select(terminals.c.terminal_id, terminals.c.auth_code, terminals.c.lenient_checksum,
-                              vehicles.c.plate)
+                              vehicles.c.plate, vehicles.c.model)
                     .join(vehicles, vehicles.c.id == terminals.c.vehicle_id)
                     .where(terminals.c.protocol == protocol, terminals.c.terminal_id.in_(chunk))
                 ):
                     found[row.terminal_id] = TerminalInfo(protocol, row.terminal_id, row.plate, row.auth_code,
-                                                          row.lenient_checksum)
+                                                          row.lenient_checksum, row.model)
             return found
 
         return await self.db.pool.do(_thd)

@@ -22,6 +22,7 @@ class TerminalInfo:
     plate: str | None
     auth_code: str | None = None
     lenient_checksum: bool = False  # firmware known to send bad CRCs
+    model: str | None = None  # the vehicle's device model (vehicles.model): vendor conventions depend on it
 
 
 class IngestSink(Protocol):

@@ -73,11 +73,12 @@ def parse_frame(frame: bytes, *, verify_checksum: bool = True) -> JointechPacket
     return packet
 
 
-def answer(packet: JointechPacket) -> bytes | None:
-    """The 0x4401 frame to send back, when the terminal asked for one (attribute bit 15)."""
+def answer(packet: JointechPacket, result: int = 0) -> bytes | None:
+    """The 0x4401 frame to send back, when the terminal asked for one (attribute bit 15).
+    ``result`` 0 is success; the server answers others (as 0x8001 results) for refused frames."""
     if not packet.wants_answer:
         return None
-    body = packet.msg_id.to_bytes(2, "big") + b"\x00"
+    body = packet.msg_id.to_bytes(2, "big") + bytes((result,))
     return wrap(ANSWER.to_bytes(2, "big") + len(body).to_bytes(2, "big") + packet.phone_bcd + b"\x01" + body)
 
 

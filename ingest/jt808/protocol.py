@@ -6,8 +6,13 @@ by one coroutine, with the socket paused while the backlog is over ``max_buffer_
 Registration and authentication come first; a report is acknowledged (0x8001 result 0) only
 after ``sink.submit`` has durably accepted it, and never if it raised, so the terminal resends.
 Bad frames are answered when their header is readable, counted, and close the connection only
-past ``max_bad_frames``. Nothing that arrives on one connection can raise out of
-``dataReceived`` or disturb another connection.
+past ``max_bad_frames``. Besides locations, the messages in ``report_messages.REPORT_MESSAGES``
+(0x0900 pass-through, 0x0107, 0x0701, 0x0702, vendor 0x0210/0x1300/0x6006/0x2070) and Jointech
+locks' 0x5501/0x5502 frames (their own header, answered with 0x4401) are decoded and submitted;
+a body that does not fit is answered with a failure result and counted as a bad frame. Vendor
+conventions follow the device model of the authenticated terminal (``TerminalInfo.model``).
+Nothing that arrives on one connection can raise out of ``dataReceived`` or disturb another
+connection.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from alarms.report import Report
+from ingest.jt808 import jointech
 from ingest.jt808 import messages as m
 from ingest.jt808.codec import (
     ATTR_ENCRYPTION_MASK,
@@ -34,11 +41,13 @@ from ingest.jt808.codec import (
     build_ack,
     build_packet,
     build_reply,
+    decode_phone,
     parse_packet,
 )
 from ingest.jt808.framing import FramingError, Jt808Framer
 from ingest.jt808.location import decode_batch, decode_location
 from ingest.jt808.reassembly import Assembled, Incomplete, SubpackageAssembler
+from ingest.jt808.report_messages import REPORT_MESSAGES, decode_report_message
 from ingest.jt808.sessions import Jt808Sessions, TerminalDisconnected
 from ingest.limits import ConnectionLimits
 from ingest.sink import IngestSink, TerminalInfo, normalise_terminal_id
@@ -78,6 +87,7 @@ class Jt808Protocol(Protocol):
         self.bad_frames = 0
         self.terminal_id: str | None = None  # set once authenticated
         self.info: TerminalInfo | None = None
+        self._model: str | None = None  # self.info's device model, read for every location report
         self._reply_header: Header | None = None  # header flavour for commands we originate
         self._pending: dict[int, Deferred] = {}
         self._ack_key: tuple[int | None, bytes] | None = None
@@ -206,7 +216,12 @@ class Jt808Protocol(Protocol):
                 self._bad_frame(str(exc))
                 return
         except PacketError as exc:
-            self._bad_frame(str(exc))
+            # A Jointech frame never fits parse_packet (an 11-byte header where JT/T 808 has 12 or 17,
+            # so its length is always off): testing for one here costs the 0x7E packets nothing.
+            if jointech.is_jointech(item):
+                await self._jointech(item)
+            else:
+                self._bad_frame(str(exc))
             return
         header, body = packet.header, packet.body
         if header.attrs & _RARE_ATTRS:
@@ -272,6 +287,8 @@ class Jt808Protocol(Protocol):
             return
         if msg_id in _LOCATION_MESSAGES:
             await self._location(header, body)
+        elif msg_id in REPORT_MESSAGES:
+            await self._report_message(header, body)
         elif msg_id == m.HEARTBEAT:
             self._ack(header, m.RESULT_OK)
         elif msg_id == m.TERMINAL_RESPONSE:
@@ -282,7 +299,7 @@ class Jt808Protocol(Protocol):
         elif msg_id == m.LOGOUT:
             self._ack(header, m.RESULT_OK)
             self.factory.registry.unregister(self.terminal_id, self)
-            self.terminal_id = self.info = None
+            self.terminal_id = self.info = self._model = None
         else:
             self._ack(header, m.RESULT_UNSUPPORTED)
 
@@ -326,6 +343,7 @@ class Jt808Protocol(Protocol):
         if self.terminal_id is not None and self.terminal_id != terminal_id:
             self.factory.registry.unregister(self.terminal_id, self)
         self.terminal_id, self.info, self._reply_header = terminal_id, info, header
+        self._model = info.model if info is not None else None
         self.factory.registry.register(terminal_id, self)
         self._ack(header, m.RESULT_OK)
 
@@ -336,17 +354,17 @@ class Jt808Protocol(Protocol):
         answered = None
         if msg_id == m.LOCATION:
             reports = [decode_location(body, terminal_id=terminal_id, serial=header.serial,
-                                       is_2019=header.is_2019, received_at=received_at)]
+                                       is_2019=header.is_2019, received_at=received_at, model=self._model)]
         elif msg_id == m.BATCH_LOCATION:
             reports, problems = decode_batch(body, terminal_id=terminal_id, serial=header.serial,
-                                             is_2019=header.is_2019, received_at=received_at)
+                                             is_2019=header.is_2019, received_at=received_at, model=self._model)
             if problems:
                 log.warn("jt808 {peer}: batch 0x0704 serial {serial}: {problems}",
                          peer=self._peer(), serial=header.serial, problems="; ".join(problems))
         else:
             answered, body = m.split_position_answer(body)
             reports = [decode_location(body, terminal_id=terminal_id, serial=header.serial,
-                                       is_2019=header.is_2019, received_at=received_at)]
+                                       is_2019=header.is_2019, received_at=received_at, model=self._model)]
         if reports:
             try:
                 await self.factory.sink.submit(reports)
@@ -360,6 +378,59 @@ class Jt808Protocol(Protocol):
             waiting = self._pending.pop(answered, None)
             if waiting is not None:
                 waiting.callback(reports[0])
+
+    async def _report_message(self, header: Header, body: bytes) -> None:
+        """An id in REPORT_MESSAGES: its Reports (maybe none) submitted, then 0x8001 OK. A body
+        that does not fit raises BodyError, answered by ``_handle`` like a bad location body."""
+        received_at = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+        reports = decode_report_message(header.msg_id, body, terminal_id=self.terminal_id, serial=header.serial,
+                                        is_2019=header.is_2019, received_at=received_at, model=self._model)
+        if reports and not await self._submit(reports):
+            return
+        self._ack(header, m.RESULT_OK)
+
+    async def _jointech(self, frame: bytes) -> None:
+        """A Jointech lock's 0x5501/0x5502: served like a 0x0200 of the authenticated terminal, and
+        answered with 0x4401 when the lock asks (attribute bit 15) instead of 0x8001."""
+        try:
+            packet = jointech.parse_frame(frame)
+        except jointech.JointechCheckCode as exc:
+            packet = exc.packet
+            if not (self._speaks_for_jointech(packet) and self.info is not None and self.info.lenient_checksum):
+                self._answer_jointech(packet, m.RESULT_MESSAGE_ERROR)
+                self._bad_frame(str(exc))
+                return
+        except PacketError as exc:
+            self._bad_frame(str(exc))
+            return
+        if not self._speaks_for_jointech(packet):
+            self._answer_jointech(packet, m.RESULT_FAIL)  # not authenticated (as this terminal)
+            return
+        received_at = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+        try:
+            reports = jointech.decode_jointech(packet, terminal_id=self.terminal_id, received_at=received_at)
+        except m.BodyError as exc:
+            self._answer_jointech(packet, m.RESULT_MESSAGE_ERROR)
+            self._bad_frame(f"Jointech msg 0x{packet.msg_id:04X}: {exc}")
+            return
+        if await self._submit(reports):
+            self._answer_jointech(packet, m.RESULT_OK)
+
+    def _speaks_for_jointech(self, packet: jointech.JointechPacket) -> bool:
+        return self.terminal_id is not None and (
+            normalise_terminal_id(PROTOCOL, decode_phone(packet.phone_bcd)) == self.terminal_id)
+
+    async def _submit(self, reports: list[Report]) -> bool:
+        """Hand reports to the sink; False (logged, nothing to ack: the terminal resends) if it failed.
+        The 0x0200 path inlines the same steps, sparing a coroutine per frame."""
+        try:
+            await self.factory.sink.submit(reports)
+        except Exception:
+            self.factory.stats.submit_failures += 1
+            log.failure("jt808 {peer}: submit failed, report not acknowledged", peer=self._peer())
+            return False
+        self.factory.stats.reports += len(reports)
+        return True
 
     # --- bytes out -----------------------------------------------------------------------
 
@@ -378,6 +449,11 @@ class Jt808Protocol(Protocol):
             if key != self._ack_key:  # the ack's constant head, kept for this connection's terminal
                 self._ack_key, self._ack_head = key, ack_head(*key)
             self._write(build_ack(request, self._next_serial(), result, self._ack_head))
+
+    def _answer_jointech(self, packet: jointech.JointechPacket, result: int) -> None:
+        answer = jointech.answer(packet, result)
+        if answer is not None and self._connected:
+            self._write(answer)
 
     def request(self, msg_id: int, body: bytes) -> Deferred:
         """Send a platform command on this connection (see ``sessions.TerminalSession``)."""

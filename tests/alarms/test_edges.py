@@ -9,7 +9,9 @@ T = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def r(*alarms, protocol="jt808"):
-    return Report(protocol, "1", T, alarms=alarms)
+    # A JT/T 808 location report: it carries the alarm word (test_edges_word.py: reports without it).
+    raw = {"jt808_word": 0} if protocol == "jt808" else {}
+    return Report(protocol, "1", T, raw_alarms=raw, alarms=alarms)
 
 
 def test_level_alarm_held_for_fifty_reports_is_one_raise_then_cleared():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.defer import Deferred
 
 from alarms.report import Report
@@ -32,10 +34,7 @@ class FakeSink:
         return self.fleet.get(terminal_id)
 
     async def set_auth_code(self, protocol: str, terminal_id: str, auth_code: str) -> None:
-        info = self.fleet[terminal_id]
-        self.fleet[terminal_id] = TerminalInfo(
-            info.protocol, info.terminal_id, info.plate, auth_code, info.lenient_checksum
-        )
+        self.fleet[terminal_id] = replace(self.fleet[terminal_id], auth_code=auth_code)
 
     async def submit(self, reports: list[Report]) -> None:
         if self.hold_submits:
@@ -53,5 +52,6 @@ class FakeSink:
             waiting.callback(None)
 
 
-def known(terminal_id: str, auth_code: str | None = None, lenient: bool = False) -> TerminalInfo:
-    return TerminalInfo("jt808", terminal_id, f"PLATE-{terminal_id[-4:]}", auth_code, lenient)
+def known(terminal_id: str, auth_code: str | None = None, lenient: bool = False,
+          model: str | None = None) -> TerminalInfo:
+    return TerminalInfo("jt808", terminal_id, f"PLATE-{terminal_id[-4:]}", auth_code, lenient, model)

@@ -223,8 +223,8 @@ def test_unsupported_and_malformed_messages():
     conn = rig.connect()
     terminal = TerminalIdentity(PHONE)
     conn.login(terminal)
-    conn.send(terminal.packet(0x0900, b"\x01abc", serial=50))
-    assert ack_of(conn.reply()) == m.TerminalResponse(50, 0x0900, m.RESULT_UNSUPPORTED)
+    conn.send(terminal.packet(0x0800, b"\x01abc", serial=50))  # multimedia event: not served
+    assert ack_of(conn.reply()) == m.TerminalResponse(50, 0x0800, m.RESULT_UNSUPPORTED)
     conn.send(terminal.packet(m.LOCATION, b"\x00" * 10, serial=51))
     assert ack_of(conn.reply()) == m.TerminalResponse(51, m.LOCATION, m.RESULT_MESSAGE_ERROR)
     encrypted = bytearray(location(terminal, serial=52))
