@@ -2,6 +2,11 @@
 16-bit), from text through espeak-ng (English ``en`` and Mandarin ``cmn`` voices), and from jinja2
 templates rendered to text first. Converted and synthesised audio is cached on disk by content key,
 and loaded prompts are kept in memory, so a prompt is encoded to G.711 once, not per call.
+
+Many calls often want the same prompt at once (a campaign's lines all start with the same notice,
+several incidents speak the same greeting): one sox/espeak-ng run serves every concurrent caller of a
+key, and work files carry a unique name, so other processes sharing the cache folder never write into
+the same file; the finished file is renamed into place atomically.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ import hashlib
 import io
 import math
 import os
+import uuid
 import wave
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import jinja2
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.utils import getProcessOutputAndValue
 
@@ -83,6 +91,11 @@ class ReactorProcessRunner:
         return code, err
 
 
+def _work_file(target: Path, kind: str) -> Path:
+    """A name no other run (in this process or another sharing the cache) is writing."""
+    return target.with_suffix(f".{kind}-{uuid.uuid4().hex[:12]}.wav")
+
+
 class PromptLibrary:
     def __init__(self, cache_dir: Path | str, runner: ProcessRunner, templates: Path | str | None = None,
                  sox: str = "/usr/bin/sox", espeak: str = "/usr/bin/espeak-ng"):
@@ -93,13 +106,34 @@ class PromptLibrary:
         loader = jinja2.FileSystemLoader(str(templates)) if templates else jinja2.DictLoader({})
         self.templates = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined)
         self._loaded: dict[str, Prompt] = {}
+        self._making: dict[str, list[Deferred[Prompt]]] = {}  # key being made -> the callers waiting for it
+
+    async def _once(self, key: str, make: Callable[[], Awaitable[Prompt]]) -> Prompt:
+        """The prompt ``key``, made by one ``make()`` however many callers ask while it runs."""
+        if key in self._loaded:
+            return self._loaded[key]
+        waiters = self._making.get(key)
+        if waiters is not None:
+            waiter: Deferred[Prompt] = Deferred()
+            waiters.append(waiter)
+            return await waiter
+        self._making[key] = []
+        try:
+            prompt = self._loaded[key] = await make()
+        except Exception as e:
+            for waiter in self._making.pop(key):
+                waiter.errback(e)
+            raise
+        for waiter in self._making.pop(key):
+            waiter.callback(prompt)
+        return prompt
 
     def _cached(self, key: str) -> Path:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         return self.cache_dir / f"{key}.wav"
 
     async def _convert(self, source: Path, target: Path) -> None:
-        tmp = target.with_suffix(".tmp.wav")
+        tmp = _work_file(target, "tmp")
         code, err = await self._runner.run([self._sox, str(source), "-r", str(RATE), "-c", "1", "-b", "16",
                                             "-e", "signed-integer", str(tmp)])
         if code != 0 or not tmp.exists():
@@ -114,8 +148,9 @@ class PromptLibrary:
         except OSError as exc:
             raise PromptError(f"cannot read prompt {path}: {exc}") from exc
         key = "wav-" + hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:24]
-        if key in self._loaded:
-            return self._loaded[key]
+        return await self._once(key, lambda: self._load_wav(key, path, data))
+
+    async def _load_wav(self, key: str, path: Path, data: bytes) -> Prompt:
         try:
             frames, rate, channels, width = read_wav(data)
             ready = (rate, channels, width) == (RATE, 1, 2)
@@ -126,17 +161,17 @@ class PromptLibrary:
             if not target.exists():
                 await self._convert(path, target)
             frames = read_wav(target.read_bytes())[0]
-        prompt = self._loaded[key] = Prompt(frames, path.name)
-        return prompt
+        return Prompt(frames, path.name)
 
     async def tts(self, text: str, voice: str = "en") -> Prompt:
         """Speak ``text`` with an espeak-ng voice (``en``, ``cmn``...), cached by (voice, text)."""
         key = "tts-" + hashlib.sha256(f"{voice}\n{text}".encode()).hexdigest()[:24]
-        if key in self._loaded:
-            return self._loaded[key]
+        return await self._once(key, lambda: self._speak(key, text, voice))
+
+    async def _speak(self, key: str, text: str, voice: str) -> Prompt:
         target = self._cached(key)
         if not target.exists():
-            raw = target.with_suffix(".espeak.wav")
+            raw = _work_file(target, "espeak")
             code, err = await self._runner.run([self._espeak, "-v", voice, "-w", str(raw), "--", text])
             if code != 0 or not raw.exists():
                 raise PromptError(f"espeak-ng failed for voice {voice!r}: {err.decode(errors='replace').strip()}")
@@ -144,8 +179,7 @@ class PromptLibrary:
                 await self._convert(raw, target)
             finally:
                 raw.unlink(missing_ok=True)
-        prompt = self._loaded[key] = Prompt(read_wav(target.read_bytes())[0], text[:40])
-        return prompt
+        return Prompt(read_wav(target.read_bytes())[0], text[:40])
 
     def render_text(self, template: str, **context: object) -> str:
         """A named template from the template folder, or an inline template string."""

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
-
 from callflows.outcomes import CallEnded, CallNotConnected, CallOutcome
 from callflows.prompts import Prompt
 from notify.verification import VOICES
@@ -53,34 +51,13 @@ class NoticeCall:
         self.speak = speak or (lambda text, language: telephony.prompts.tts(text, VOICES.get(language, "cmn")))
         self.ring_timeout = ring_timeout
         self.confirm_timeout = confirm_timeout
-        self._speaking: dict[tuple[str, str], list[Deferred]] = {}  # text being spoken -> who else waits for it
 
     async def prepare(self, text: str, language: str, confirm: bool) -> NoticePrompts:
         """The spoken notice (with the request to press 1 when ``confirm``); raises if TTS fails."""
         language = language if language in VOICES else "zh"
-        notice = await self._speak_once(f"{text} {CONFIRM_ASK[language]}" if confirm else text, language)
-        thanks = await self._speak_once(THANKS[language], language) if confirm else None
+        notice = await self.speak(f"{text} {CONFIRM_ASK[language]}" if confirm else text, language)
+        thanks = await self.speak(THANKS[language], language) if confirm else None
         return NoticePrompts(notice, thanks)
-
-    async def _speak_once(self, text: str, language: str) -> Prompt:
-        """One TTS run for a text however many calls want it at once: a campaign's lines all start with
-        the same notice, and concurrent runs for one text would write the same cache files."""
-        key = (text, language)
-        waiters = self._speaking.get(key)
-        if waiters is not None:
-            waiter: Deferred[Prompt] = Deferred()
-            waiters.append(waiter)
-            return await waiter
-        self._speaking[key] = []
-        try:
-            prompt = await self.speak(text, language)
-        except Exception as e:
-            for waiter in self._speaking.pop(key):
-                waiter.errback(e)
-            raise
-        for waiter in self._speaking.pop(key):
-            waiter.callback(prompt)
-        return prompt
 
     async def deliver(self, number: str, prompts: NoticePrompts, confirm: bool,
                       caller_id: str | None = None) -> NoticeResult:

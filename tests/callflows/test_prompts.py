@@ -112,3 +112,42 @@ async def test_real_sox_and_espeak_ng_in_english_and_mandarin(tmp_path):
     mandarin = await library.tts("您好，请输入密码", voice="cmn")
     assert 0.8 < english.duration < 5 and 0.8 < mandarin.duration < 6
     assert max(array("h", mandarin.pcm)) > 1000  # speech, not silence
+
+
+def test_concurrent_callers_share_one_tts_run_and_work_files_are_unique(tmp_path):
+    """Five calls wanting one notice at once: one espeak-ng and one sox run, one Prompt for all; a
+    failure reaches every waiter and the next ask tries again."""
+    pending, calls = [], []
+
+    class SlowRunner(FakeRunner):
+        async def run(self, argv):
+            d = Deferred()
+            pending.append(d)
+            await d
+            calls.append(argv)
+            return await super().run(argv)
+
+    runner = SlowRunner()
+    library = PromptLibrary(tmp_path / "cache", runner)
+    waiting = [Deferred.fromCoroutine(library.tts("Notice", voice="en")) for _ in range(5)]
+    while pending:
+        pending.pop(0).callback(None)
+    got = [run_result(d) for d in waiting]
+    assert all(p is got[0] for p in got) and len(calls) == 2  # espeak-ng, then sox
+    espeak_out, sox_in, sox_out = calls[0][calls[0].index("-w") + 1], calls[1][1], calls[1][-1]
+    assert espeak_out == sox_in and ".espeak-" in espeak_out and ".tmp-" in sox_out
+    assert [p.suffixes for p in (tmp_path / "cache").iterdir()] == [[".wav"]]  # only the finished prompt is left
+
+    failing = PromptLibrary(tmp_path / "cache2", FakeRunner(code=1))
+    errors = [Deferred.fromCoroutine(failing.tts("x")) for _ in range(2)]
+    for d in errors:
+        with pytest.raises(PromptError):
+            run_result(d)
+
+
+def run_result(d):
+    box = []
+    d.addBoth(box.append)
+    if hasattr(box[0], "raiseException"):
+        box[0].raiseException()
+    return box[0]

@@ -115,24 +115,3 @@ def test_mandarin_confirmation_request(phones):
     start(notice_call(net, desk, spoken).prepare("您的车辆年检即将到期", "zh", True))
     net.run(0.1)
     assert spoken == [("您的车辆年检即将到期 确认收到请按1。", "zh"), ("谢谢，再见。", "zh")]
-
-
-def test_concurrent_calls_share_one_tts_run():
-    from twisted.internet.defer import Deferred
-
-    spoken, pending = [], []
-
-    async def speak(text, language):
-        spoken.append(text)
-        d = Deferred()
-        pending.append(d)
-        return await d
-
-    notice = NoticeCall(None, FakeNetwork(), speak=speak)
-    first = [start(notice.prepare("Notice", "en", False)) for _ in range(5)]
-    assert spoken == ["Notice"]
-    prompt = Prompt.tone(440, 0.1)
-    pending[0].callback(prompt)
-    assert all(result(d).notice is prompt for d in first)
-    start(notice.prepare("Notice", "en", False))
-    assert spoken == ["Notice", "Notice"]  # nothing kept here: the prompt library caches spoken text
