@@ -52,10 +52,11 @@ class SiteMissingError(ValueError):
 
 
 class WorkOrderNotices(Protocol):
-    """Tells the customer a truck is on its way (SMS, call, ...; see ``TimelineNotices``)."""
+    """Tells the customer a truck is on its way and puts the text, and whether it went, on the order's
+    incident (``notify.notices.Notices`` in a serving process; ``TimelineNotices`` otherwise)."""
 
     async def work_order_dispatched(self, order: WorkOrder, truck_plate: str, eta_s: float | None,
-                                    phone: str | None) -> None: ...
+                                    phone: str | None) -> Any: ...
 
 
 def notice_text(truck_plate: str, eta_s: float | None) -> str:
@@ -63,8 +64,16 @@ def notice_text(truck_plate: str, eta_s: float | None) -> str:
     return f"Rescue truck {truck_plate} is on its way to you{eta}."
 
 
+def _masked(phone: str | None) -> str:
+    """The customer's number on a timeline: its last four digits hidden, as the notify flows do."""
+    if not phone:
+        return "(no phone number)"
+    return phone[:-4].rstrip() + "****" if len(phone) > 6 else "****"
+
+
 class TimelineNotices:
-    """The default notices: the text the owner would get, on the incident's timeline (no channel sends it)."""
+    """The fallback for a desk given no notices hook (a process that creates no orders, tests): the text
+    the customer would get, on the incident's timeline as not sent — there is no channel to send it."""
 
     def __init__(self, db, clock) -> None:
         self.db = db
@@ -74,12 +83,13 @@ class TimelineNotices:
                                     phone: str | None) -> None:
         text = notice_text(truck_plate, eta_s)
         if order.incident_id is None:
-            log.info("work order %d: notice for %s not sent (no channel): %s", order.id, phone or "no phone", text)
+            log.info("work order %d: notice not sent (no notice channel): %s", order.id, text)
             return
         await self.db.incidents.update(
-            order.incident_id, "engine", "notice", f"notice for the owner ({phone or 'no phone'}): {text}",
+            order.incident_id, "engine", "message",
+            f"work order {order.id}: notice to the customer {_masked(phone)} — not sent (no notice channel): {text}",
             datetime.fromtimestamp(self.clock.seconds(), timezone.utc),
-            {"work_order_id": order.id, "phone": phone, "truck": truck_plate, "eta_s": eta_s})
+            {"work_order_id": order.id, "delivery_ids": [], "truck": truck_plate, "eta_s": eta_s, "sent": False})
 
 
 def order_message(order: WorkOrder) -> dict[str, Any]:

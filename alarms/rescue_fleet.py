@@ -31,6 +31,12 @@ from geo.nearest import Availability, NearbyTruck, RescueFleetIndex, TruckPositi
 
 log = logging.getLogger(__name__)
 
+# The report subscription's prefetch. Every report reaches every such process and nearly all are
+# dropped at once (not a truck), so one unacknowledged report at a time would make RabbitMQ wait a
+# round trip per report: ~275-330 us each against ~75 us with 256 (10k reports, RabbitMQ on
+# 127.0.0.1). The callback is synchronous, so reports are still handled in order, and ``_place``
+# drops an older fix anyway.
+REPORT_PREFETCH = 256
 # Called with (plate, lat, lon, fix time in POSIX seconds) on every accepted truck position.
 PositionListener = Callable[[str, float, float, float], None]
 
@@ -93,7 +99,7 @@ class RescueFleet(service.Service):
 
     async def _start(self) -> None:
         await self.refresh(with_positions=True)
-        self._consumers.append(await self.bus.start_consuming(self._on_report, "report.#"))
+        self._consumers.append(await self.bus.start_consuming(self._on_report, "report.#", prefetch=REPORT_PREFETCH))
         self._consumers.append(await self.bus.start_consuming(self._on_truck_event, "fleet.truck.#"))
         self._refresher = task.LoopingCall(lambda: Deferred.fromCoroutine(self._refresh_logged()))
         self._refresher.clock = self.clock
@@ -205,6 +211,8 @@ class RescueFleet(service.Service):
 
     # -- bus ----------------------------------------------------------------------------------
     def _on_report(self, _routing_key: str, message: dict[str, Any]) -> None:
+        # The first thing done with every report, so one dict look-up. (The routing key names the
+        # terminal, not the plate, and the bus has decoded the body before this is called.)
         plate = message.get("plate")
         if plate not in self._trucks:
             return  # a customer's vehicle (nearly every report): nothing to do

@@ -1,5 +1,5 @@
-"""``/api/v1/events``: the live stream (Server-Sent Events) of incident, agent, queue, fleet, dispatch and
-campaign events.
+"""``/api/v1/events``: the live stream (Server-Sent Events) of incident, agent, queue, fleet (trucks'
+availability, geofence crossings), dispatch (work orders), geofence-definition and campaign events.
 
 Each connection gets its own transient bus consumer, so every desk sees every event as it is produced;
 a comment line every 15 s keeps proxies from closing an idle stream. EventSource cannot set headers,
@@ -19,7 +19,9 @@ from twisted.web.server import NOT_DONE_YET
 from api.http import READ_ROLES, ApiError, bearer_token, dumps
 
 log = logging.getLogger(__name__)
-TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#", "campaign.#")
+# Not filtered per user: fences, fleet, dispatch and incidents are readable by every READ_ROLES role
+# through the REST API too (campaigns there only by admin and supervisor).
+TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#", "fences.#", "campaign.#")
 
 
 class EventStream(Resource):

@@ -3,9 +3,9 @@
 ``Notices`` renders a notice (``NoticeRenderer``) and hands it to the channel registry, which records
 each send as a delivery. It is the hook other flows call: the quiet-hours SMS of a routine incident,
 ``work_order_dispatched`` when a rescue truck sets off (SMS to the customer's phone, and a POST to each
-configured customer webhook; both noted on the order's incident), ``campaign_notice`` for a campaign told by SMS. A notice that cannot go
-(SMS off, a bad number) comes back as a failed or missing delivery — a notice never fails the flow that
-sent it.
+configured customer webhook; the text and what became of it — or why nothing went — on the order's
+incident), ``campaign_notice`` for a campaign told by SMS. A notice that cannot go (SMS off, a bad number)
+comes back as a failed or missing delivery — a notice never fails the flow that sent it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,18 @@ def e164(number: str, region: str = "CN") -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+_SENT = ("sent", "delivered")  # delivery statuses that mean the notice went out
+
+
+def masked(number: str) -> str:
+    """A phone number for timelines and logs: the last four digits hidden (as notify.escalation does)."""
+    return number[:-4].rstrip() + "****" if len(number) > 6 else "****"
+
+
+def _outcome(delivery: Delivery) -> str:
+    return f"{delivery.channel} {delivery.status}" + (f" ({delivery.error})" if delivery.error else "")
+
+
 class Notices:
     def __init__(self, channels: Channels, renderer: NoticeRenderer | None = None, vehicles=None,
                  region: str = "CN", desk=None) -> None:
@@ -54,21 +66,33 @@ class Notices:
 
     async def work_order_dispatched(self, order, truck_plate: str, eta_s: float | None,
                                     phone: str | None) -> list[Delivery]:
-        """The dispatch hook: tell the customer which truck is coming and when."""
+        """The dispatch hook: tell the customer which truck is coming and when. The order's incident
+        always gets the text and what became of it (sent, failed, or not sent and why), so the desk
+        knows what the customer was told even where no channel is configured."""
         language = await self._language_of(getattr(order, "customer_plate", None))
         message = self.renderer.work_order_dispatched(order, truck_plate, eta_s, phone or "", language)
-        sent = []
+        sent, unsent = [], []  # unsent: why no SMS was tried (listed where the SMS would be)
         if phone and self.can_sms:
             sent.append(await self._sms(message))
-        elif phone:
-            log.warning("work order %s: SMS is off; the customer %s was not told", order.id, phone)
+        else:
+            unsent.append("SMS not sent (" + ("no SMS channel" if phone else "no phone number") + ")")
+            log.warning("work order %s: %s for %s", order.id, unsent[0], masked(phone) if phone else "the customer")
         sent.extend(await self._webhooks(message))
-        if self.desk is not None and message.incident_id is not None and sent:
-            await self.desk.attempt(message.incident_id, f"work order {order.id}: the customer was told — "
-                                    + ", ".join(f"{d.channel} {d.status}" for d in sent), {
-                                        "work_order_id": order.id, "delivery_ids": [d.id for d in sent]},
-                                    kind="message")
+        outcome = ", ".join([*unsent, *(_outcome(d) for d in sent)])
+        if self.desk is not None and message.incident_id is not None:
+            await self._on_timeline(order.id, message, phone, outcome, sent, truck_plate, eta_s)
         return sent
+
+    async def _on_timeline(self, order_id: int, message: Message, phone: str | None, outcome: str,
+                           sent: list[Delivery], truck_plate: str, eta_s: float | None) -> None:
+        text = (f"work order {order_id}: notice to the customer {masked(e164(phone, self.region) or phone) if phone else '(no phone number)'}"
+                f" — {outcome}: {message.body}")
+        try:
+            await self.desk.attempt(message.incident_id, text, {
+                "work_order_id": order_id, "delivery_ids": [d.id for d in sent], "truck": truck_plate,
+                "eta_s": eta_s, "sent": any(d.status in _SENT for d in sent)}, kind="message")
+        except Exception as e:  # the notice went (or not) regardless; its deliveries are recorded
+            log.warning("work order %s: incident %s timeline not updated: %s", order_id, message.incident_id, e)
 
     async def campaign_notice(self, campaign: str, text: str, phone: str, language: str | None = "zh",
                               ) -> Delivery | None:

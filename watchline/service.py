@@ -94,8 +94,13 @@ class Watchline(service.MultiService):
             geo = config.geo
             self.fleet = RescueFleet(self.db, self.bus, self.live, reactor, geo.average_speed_kmh, geo.max_position_age)
             self.fleet.setServiceParent(self)
+            # Orders are created through the API only, so only a process serving it tells the customer
+            # (SMS, webhooks; the timeline says what went, or why nothing did). Elsewhere the desk's
+            # fallback would note the text as not sent, and no SMSC session is bound for nothing.
+            serves_api = self.wants("api") and bool(config.api.listen)
             self.dispatch = WorkOrderDesk(self.db, self.bus, reactor, self.fleet, on_site_radius_m=geo.on_site_radius_m,
-                                          watch_sites=self.wants("worker"))
+                                          watch_sites=self.wants("worker"),
+                                          notices=self.notices() if serves_api else None)
             self.dispatch.setServiceParent(self)
         if self.wants("api") and config.api.listen:
             from api.app import WatchlineApi

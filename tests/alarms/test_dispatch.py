@@ -209,10 +209,11 @@ async def test_order_from_an_incident_life_cycle_timeline_and_notice(system):
 
     timeline = (await db.incidents.get(incident.id)).timeline
     linked = [(e.kind, (e.data or {}).get("work_order_id")) for e in timeline]
-    assert linked[1:] == [("work_order", order.id), ("notice", order.id), ("work_order", order.id),
+    assert linked[1:] == [("work_order", order.id), ("message", order.id), ("work_order", order.id),
                           ("work_order", order.id)]
-    notice = timeline[2]
-    assert "R1" in notice.text and "+8613900139000" in notice.text and "min" in notice.text
+    notice = timeline[2]  # no notices hook given: the text, as not sent
+    assert "R1" in notice.text and "+861390013****" in notice.text and "min" in notice.text
+    assert "not sent (no notice channel)" in notice.text and notice.data["sent"] is False
     assert notice.data["eta_s"] == pytest.approx(order.eta_s)
     assert [e.data["status"] for e in timeline if e.kind == "work_order"] == ["dispatched", "on_site", "completed"]
     await until(lambda: sum(k == "incident.updated" for k, _ in events) >= 3)

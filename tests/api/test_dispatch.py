@@ -169,7 +169,7 @@ async def test_work_order_from_an_incident_through_its_life_cycle(api):
     code, body = await call("POST", f"{url}/cancel", dispatcher)
     assert code == 409
     kinds = [e.kind for e in (await db.incidents.get(incident.id)).timeline]
-    assert kinds[1:] == ["work_order", "notice", "work_order", "work_order"]
+    assert kinds[1:] == ["work_order", "message", "work_order", "work_order"]
 
 
 @pytest_twisted.ensureDeferred

@@ -87,9 +87,9 @@ async def test_work_order_dispatched_texts_the_customer_posts_webhooks_and_notes
     assert {d.incident_id for d in recorded} == {rig.incident.id}
     timeline = (await rig.db.incidents.get(rig.incident.id)).timeline
     assert timeline[-1].kind == "message"
-    assert timeline[-1].text == (f"work order {rig.order.id}: the customer was told — sms sent, webhook sent, "
-                                 "webhook failed")
-    assert timeline[-1].data["delivery_ids"] == [d.id for d in sent]
+    assert timeline[-1].text == (f"work order {rig.order.id}: notice to the customer +861380013**** — sms sent, "
+                                 f"webhook sent, webhook failed (HTTP 410 Gone): {text.body}")
+    assert timeline[-1].data["delivery_ids"] == [d.id for d in sent] and timeline[-1].data["sent"] is True
 
 
 @pytest_twisted.ensureDeferred

@@ -1,0 +1,118 @@
+"""The live stream carries issue 7's events — geofence changes, the rescue fleet's availability and work
+orders — to a desk that reads it, over a real loopback HTTP server and the in-process bus."""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer, endpoints, reactor, task
+
+from alarms.dispatch import WorkOrderDesk
+from alarms.rescue_fleet import RescueFleet
+from api.app import WatchlineApi
+from crm.db import Database
+from crm.migrate import upgrade
+from ingest.pipeline import IngestPipeline
+from tests.alarms.test_dispatch import T0, open_incident, place_fleet
+from tests.api.test_incidents import Stream
+from tests.api.test_vehicles import call
+from tests.crm.workorders_contract import fleet_rows
+from watchline.config import load_config
+from watchline.live.memory import MemoryLiveState
+from watchline.mq.memory import MemoryBus
+
+
+@pytest_twisted.async_yield_fixture
+async def api(sqlite_url):
+    db = Database(sqlite_url, reactor)
+    upgrade(db.engine)
+    db.startService()
+    live, bus = MemoryLiveState(reactor), MemoryBus(reactor)
+    live.startService()
+    bus.startService()
+    clock = task.Clock()
+    clock.advance(T0.timestamp())
+    fleet = RescueFleet(db, bus, live, clock, average_speed_kmh=36.0, max_position_age=600.0)
+    desk = WorkOrderDesk(db, bus, clock, fleet, on_site_radius_m=200.0)
+    app = WatchlineApi(db, live, load_config(environ={}), bus=bus, clock=reactor, dispatch=(fleet, desk))
+    port = reactor.listenTCP(0, app.site(), interface="127.0.0.1")
+    try:
+        await db.vehicles.import_rows(fleet_rows(
+            {"plate": "R1", "terminal_id": "901", "skills": "tow,battery"},
+            {"plate": "R2", "terminal_id": "902", "skills": "tyre"},
+            {"plate": "R3", "terminal_id": "903", "skills": "tow"},
+            {"plate": "C1", "terminal_id": "904", "kind": "customer", "owner_phone": "13900139000"}), "test")
+        await fleet.startService()
+        await desk.startService()
+        await place_fleet(IngestPipeline(db.vehicles, bus, reactor), [fleet])
+        tokens = {role: await db.users.issue_token(role, f"{role}-1") for role in ("dispatcher", "agent")}
+        yield port.getHost().port, tokens, db
+    finally:
+        await port.stopListening()
+        await defer.maybeDeferred(desk.stopService)
+        await defer.maybeDeferred(fleet.stopService)
+        await bus.stopService()
+        live.stopService()
+        await db.stopService()
+
+
+async def open_stream(port: int, token: str) -> Stream:
+    stream = await endpoints.connectProtocol(endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+                                             Stream(f"/api/v1/events?token={token}"))
+    for _ in range(250):  # bounded: 5 s; the server subscribes in the turn it sends the head
+        if stream.head is not None:
+            break
+        await task.deferLater(reactor, 0.02, lambda: None)
+    assert stream.head is not None and stream.head.startswith(b"HTTP/1.1 200")
+    return stream
+
+
+async def wait_for_names(stream: Stream, names: list[str]) -> list[tuple[str, dict]]:
+    """The stream's events with these names, once each has arrived (bounded: 5 s)."""
+    for _ in range(250):
+        got = [(name, body) for name, body in stream.events if name in names]
+        if {name for name, _ in got} >= set(names):
+            return got
+        await task.deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"missing {set(names) - {n for n, _ in stream.events}}; got {stream.events}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_fence_fleet_and_work_order_events_reach_an_agents_stream(api):
+    port, tokens, db = api
+    root, dispatcher = f"http://127.0.0.1:{port}/api/v1", tokens["dispatcher"]
+    stream = await open_stream(port, tokens["agent"])  # an agent reads the stream; a dispatcher acts
+    try:
+        code, fence = await call("POST", f"{root}/fences", dispatcher, {
+            "name": "depot", "kind": "circle", "lat": 22.54, "lon": 114.05, "radius_m": 300})
+        assert code == 201, fence
+        code, _ = await call("PUT", f"{root}/dispatch/fleet/R3", dispatcher, {"availability": "off_duty"})
+        assert code == 200
+        incident = await open_incident(db)
+        code, order = await call("POST", f"{root}/dispatch/work_orders", dispatcher,
+                                 {"incident_id": incident.id, "capability": "tow"})
+        assert code == 201 and order["truck_plate"] == "R1", order
+        code, _ = await call("POST", f"{root}/dispatch/work_orders/{order['id']}/en_route", dispatcher)
+        assert code == 200
+        code, _ = await call("DELETE", f"{root}/fences/{fence['id']}", dispatcher)
+        assert code == 200
+
+        wanted = ["fences.changed", "fleet.truck.off_duty", "fleet.truck.dispatched", "dispatch.work_order.dispatched",
+                  "fleet.truck.en_route", "dispatch.work_order.en_route"]
+        events = await wait_for_names(stream, wanted)
+        fences = [body for name, body in events if name == "fences.changed"]
+        for _ in range(100):  # the delete's event may trail the others (bounded: 2 s)
+            if len(fences) == 2:
+                break
+            await task.deferLater(reactor, 0.02, lambda: None)
+            fences = [body for name, body in stream.events if name == "fences.changed"]
+        assert fences == [{"id": fence["id"], "action": "created"}, {"id": fence["id"], "action": "deleted"}]
+        trucks = [(name, body["truck"]["plate"]) for name, body in events if name.startswith("fleet.truck.")]
+        assert trucks == [("fleet.truck.off_duty", "R3"), ("fleet.truck.dispatched", "R1"),
+                          ("fleet.truck.en_route", "R1")]
+        orders = [(name, body["work_order"]["id"], body["work_order"]["status"])
+                  for name, body in events if name.startswith("dispatch.")]
+        assert orders == [("dispatch.work_order.dispatched", order["id"], "dispatched"),
+                          ("dispatch.work_order.en_route", order["id"], "en_route")]
+        assert dict(events)["fleet.truck.dispatched"]["truck"]["work_order_id"] == order["id"]
+    finally:
+        stream.transport.loseConnection()
