@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from twisted.application import service, strports
+from twisted.internet.defer import Deferred, maybeDeferred
 
 from crm.db import Database
 from watchline.config import Config
@@ -18,6 +19,7 @@ from watchline.config import Config
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "ingest", "worker", "api", "telephony")
+STOP_TIMEOUT = 30.0  # seconds one part may take to stop before shutdown goes on without it
 
 
 class Watchline(service.MultiService):
@@ -165,6 +167,22 @@ class Watchline(service.MultiService):
             self._notices = Notices(channels, NoticeRenderer(n.operator, n.hotline), self.db.vehicles, n.phone_region,
                                     desk=self.desk)
         return self._notices
+
+    def stopService(self) -> Deferred:  # noqa: N802 - twisted's name
+        """Stop the children one at a time, last started first, each after the one before has
+        finished: listeners close, then calls hang up and workers drain while the bus and the
+        database they write to still run (MultiService would stop them all at once, so a call ending
+        during shutdown found the database gone). A child that has not stopped in
+        ``STOP_TIMEOUT`` seconds is logged and left behind, so shutdown always ends."""
+        service.Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop_children())
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self)):
+            try:
+                await maybeDeferred(child.stopService).addTimeout(STOP_TIMEOUT, self.reactor)
+            except Exception as e:
+                log.error("stopping %s failed: %s", getattr(child, "name", None) or type(child).__name__, e)
 
     def wants(self, *roles: str) -> bool:
         return self.role == "all" or self.role in roles
