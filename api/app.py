@@ -110,8 +110,8 @@ class WatchlineApi:
 
             self.v1.putChild(b"events", EventStream(bus, db.users, clock))
             add_paths({"/api/v1/events": {"get": {
-                "summary": "Server-Sent Events: incident.*, agent.*, queue.*, fleet.*, dispatch.*, campaign.* (token by header "
-                           "or ?token=)", "responses": {"200": {"description": "text/event-stream"}}}}})
+                "summary": "Server-Sent Events: incident.*, agent.*, queue.*, fleet.*, dispatch.*, fences.*; campaign.* "
+                           "for admin and supervisor (token by header or ?token=)", "responses": {"200": {"description": "text/event-stream"}}}}})
         if rules_reload is not None:
             from api.rules import OPENAPI_PATHS as RULES_PATHS
             from api.rules import RulesResource

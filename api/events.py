@@ -16,12 +16,13 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from api.http import READ_ROLES, ApiError, bearer_token, dumps
+from api.http import READ_ROLES, WRITE_ROLES, ApiError, bearer_token, dumps
 
 log = logging.getLogger(__name__)
-# Not filtered per user: fences, fleet, dispatch and incidents are readable by every READ_ROLES role
-# through the REST API too (campaigns there only by admin and supervisor).
-TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#", "fences.#", "campaign.#")
+# Fences, fleet, dispatch and incidents are readable by every READ_ROLES role through the REST API too;
+# campaigns only by admin and supervisor, so only their streams carry campaign events.
+TOPICS = ("incident.#", "agent.#", "queue.#", "fleet.#", "dispatch.#", "fences.#")
+CAMPAIGN_TOPIC = "campaign.#"
 
 
 class EventStream(Resource):
@@ -70,7 +71,7 @@ class EventStream(Resource):
         beat = task.LoopingCall(lambda: gone[0] or request.write(b": keep-alive\n\n"))
         beat.clock = self.clock
         try:
-            for topic in TOPICS:
+            for topic in TOPICS + ((CAMPAIGN_TOPIC,) if user.role in WRITE_ROLES else ()):
                 consumers.append(await self.bus.start_consuming(send, topic))
                 if gone[0]:
                     return

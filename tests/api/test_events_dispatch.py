@@ -44,8 +44,8 @@ async def api(sqlite_url):
         await fleet.startService()
         await desk.startService()
         await place_fleet(IngestPipeline(db.vehicles, bus, reactor), [fleet])
-        tokens = {role: await db.users.issue_token(role, f"{role}-1") for role in ("dispatcher", "agent")}
-        yield port.getHost().port, tokens, db
+        tokens = {role: await db.users.issue_token(role, f"{role}-1") for role in ("dispatcher", "agent", "supervisor")}
+        yield port.getHost().port, tokens, db, bus
     finally:
         await port.stopListening()
         await defer.maybeDeferred(desk.stopService)
@@ -78,7 +78,7 @@ async def wait_for_names(stream: Stream, names: list[str]) -> list[tuple[str, di
 
 @pytest_twisted.ensureDeferred
 async def test_fence_fleet_and_work_order_events_reach_an_agents_stream(api):
-    port, tokens, db = api
+    port, tokens, db, _bus = api
     root, dispatcher = f"http://127.0.0.1:{port}/api/v1", tokens["dispatcher"]
     stream = await open_stream(port, tokens["agent"])  # an agent reads the stream; a dispatcher acts
     try:
@@ -116,3 +116,19 @@ async def test_fence_fleet_and_work_order_events_reach_an_agents_stream(api):
         assert dict(events)["fleet.truck.dispatched"]["truck"]["work_order_id"] == order["id"]
     finally:
         stream.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_campaign_events_reach_supervisors_only(api):
+    """The campaigns API is admin/supervisor only; so is their progress on the stream."""
+    port, tokens, _db, bus = api
+    agent, supervisor = await open_stream(port, tokens["agent"]), await open_stream(port, tokens["supervisor"])
+    try:
+        await bus.produce("campaign.3.progress", {"id": 3, "done": 1})
+        await bus.produce("fleet.truck.available", {"truck": {"plate": "R9"}})
+        await wait_for_names(supervisor, ["campaign.3.progress", "fleet.truck.available"])
+        await wait_for_names(agent, ["fleet.truck.available"])
+        assert [name for name, _ in agent.events] == ["fleet.truck.available"]
+    finally:
+        agent.transport.loseConnection()
+        supervisor.transport.loseConnection()
