@@ -35,6 +35,7 @@ class NoticeResult:
     call_id: str | None
     duration_s: float  # from the answer to the hang-up; 0 when not answered
     confirmed: bool | None  # None unless the campaign asks for a confirmation and the call was answered
+    readings: int = 0  # how many times the notice was read out to the end
 
 
 @dataclass(frozen=True)
@@ -60,27 +61,33 @@ class NoticeCall:
         return NoticePrompts(notice, thanks)
 
     async def deliver(self, number: str, prompts: NoticePrompts, confirm: bool,
-                      caller_id: str | None = None) -> NoticeResult:
+                      caller_id: str | None = None, repeat: int = 1) -> NoticeResult:
+        """Call ``number`` and read the notice (``repeat`` times when no confirmation is asked: the
+        first reading is often half-missed while the phone reaches an ear)."""
         try:
             call = await self.telephony.dial(number, caller_id=caller_id, ring_timeout=self.ring_timeout)
         except CallNotConnected as e:
             return NoticeResult(_NOT_CONNECTED.get(e.outcome, "failed"), None, 0.0, None)
         answered = self.clock.seconds()
         confirmed = None
+        readings = 0
         try:
             if confirm:
                 confirmed = False
                 # Interruptible: a "1" keyed while the message plays is a confirmation already.
                 await call.play(prompts.notice, interruptible=True)
+                readings = 1
                 confirmed = await call.collect(1, timeout=self.confirm_timeout, terminators="") == "1"
                 if confirmed and prompts.thanks is not None:
                     await call.play(prompts.thanks)
             else:
-                await call.play(prompts.notice)
+                for _ in range(max(1, repeat)):
+                    await call.play(prompts.notice)
+                    readings += 1
         except CallEnded:
             pass  # they hung up: the notice was (partly) heard, the call still counts as answered
         if not call.is_ended:
             await call.hangup()
         duration = max(0.0, self.clock.seconds() - answered)
         return NoticeResult("confirmed" if confirmed else "answered", call.call_id, duration,
-                            confirmed)
+                            confirmed, readings)

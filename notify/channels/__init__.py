@@ -172,7 +172,7 @@ def channels_from_config(notify, reactor, deliveries, *, telephony=None, lines=N
     if telephony is not None and lines is not None:
         from notify.channels.voice import VoiceChannel
 
-        channels.register(VoiceChannel(telephony, lines))
+        channels.register(VoiceChannel(telephony, lines, reactor))
     return channels
 
 

@@ -25,12 +25,12 @@ def phones(tmp_path):
     net.run(1)
 
 
-def channel(desk, spoken, lines=None):
+def channel(net, desk, spoken, lines=None):
     async def speak(text, language):
         spoken.append((text, language))
         return Prompt.tone(440, 0.3)
 
-    return VoiceChannel(desk, lines or TrunkLines(1), ring_timeout=2, speak=speak)
+    return VoiceChannel(desk, lines or TrunkLines(1), net, ring_timeout=2, speak=speak)
 
 
 def test_answered_call_hears_the_notice_twice_and_is_delivered(phones):
@@ -45,7 +45,7 @@ def test_answered_call_hears_the_notice_twice_and_is_delivered(phones):
 
     owner.register_flow("4000", listen)
     spoken, lines = [], TrunkLines(1)
-    d = start(channel(desk, spoken, lines).send(NOTICE))
+    d = start(channel(net, desk, spoken, lines).send(NOTICE))
     net.run(10)
     sent = result(d)
     assert (sent.status, sent.attempts) == ("delivered", 1) and sent.external_id
@@ -62,7 +62,7 @@ def test_busy_fails_and_a_bad_number_fails_for_good(phones, status, permanent):
         call.leg.machine.reject(status)
 
     owner.register_flow("4000", refuse)
-    d = start(channel(desk, []).send(NOTICE))
+    d = start(channel(net, desk, []).send(NOTICE))
     net.run(5)
     with pytest.raises(DeliveryFailed) as failed:
         result(d)
@@ -78,7 +78,7 @@ def test_hang_up_during_the_first_reading_is_not_delivered(phones):
         await call.hangup()
 
     owner.register_flow("4000", hang_up)
-    d = start(channel(desk, []).send(NOTICE))
+    d = start(channel(net, desk, []).send(NOTICE))
     net.run(10)
     with pytest.raises(DeliveryFailed, match="hung up before the notice was read out"):
         result(d)
