@@ -102,7 +102,7 @@ async def positions(base: str, token: str, plate: str) -> list[dict]:
     return json.loads(await resp.content())["positions"]
 
 
-async def eventually(check, timeout: float = 5.0):
+async def eventually(check, timeout: float = 15.0):
     for _ in range(int(timeout / 0.05)):
         result = await check()
         if result:
