@@ -138,6 +138,17 @@ async def settled(base: str, token: str, states: tuple[str, ...], timeout: float
         raise AssertionError(f"no incident reached {states}: {[(i['state'], timeline(i)) for i in last]}") from None
 
 
+async def alarm_against(system, scenario, calls: int = 1):
+    """sipp answering with ``scenario``, one alarm raised over JT/T 808: (incident once settled, sipp's
+    result, the terminal)."""
+    require_sipp()
+    app, base, jt808_port, token, sipp_port, tmp_path = system
+    sipp = run_sipp(reactor, sipp_argv(scenario, sipp_port, sipp_port + 1, tmp_path, calls=calls, timeout=60), 60)
+    term = await raise_alarm(jt808_port)
+    incident = await settled(base, token, ("resolved", "escalated"), 60)
+    return incident, await sipp, term
+
+
 def timeline(incident: dict) -> list[tuple[str, str]]:
     return [(e["kind"], e["text"]) for e in incident["timeline"]]
 
@@ -145,13 +156,10 @@ def timeline(incident: dict) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("watchline_with_trunk", [0], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_the_right_pin_resolves_owner_handled_and_confirms_on_the_terminal(watchline_with_trunk):
-    require_sipp()
-    app, base, jt808_port, token, sipp_port, tmp_path = watchline_with_trunk
+    app, base, _, token, _, tmp_path = watchline_with_trunk
     scenario = render_scenario("uas_owner_pin.xml", tmp_path, owner_digits="2468#")
-    sipp = run_sipp(reactor, sipp_argv(scenario, sipp_port, sipp_port + 1, tmp_path, timeout=60), 60)
-    term = await raise_alarm(jt808_port)
-    incident = await settled(base, token, ("resolved", "escalated"), 60)
-    assert (await sipp).exit_code == 0
+    incident, sipp, term = await alarm_against(watchline_with_trunk, scenario)
+    assert sipp.exit_code == 0, str(sipp)
     assert (incident["state"], incident["outcome"]) == ("resolved", "owner_handled"), timeline(incident)
     calls = [e for e in incident["timeline"] if e["kind"] == "call"]
     assert len(calls) == 1 and calls[0]["data"]["outcome"] == "verified" and calls[0]["data"]["recording"]
@@ -172,14 +180,10 @@ async def test_the_right_pin_resolves_owner_handled_and_confirms_on_the_terminal
 @pytest.mark.parametrize("watchline_with_trunk", [1], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_a_wrong_pin_three_times_escalates(watchline_with_trunk):
-    require_sipp()
-    app, base, jt808_port, token, sipp_port, tmp_path = watchline_with_trunk
-    scenario = render_scenario("uas_owner_pin_thrice.xml", tmp_path, first_digits="1111#", second_digits="2222#",
-                               third_digits="3333#")
-    sipp = run_sipp(reactor, sipp_argv(scenario, sipp_port, sipp_port + 1, tmp_path, timeout=60), 60)
-    term = await raise_alarm(jt808_port)
-    incident = await settled(base, token, ("resolved", "escalated"), 60)
-    assert (await sipp).exit_code == 0
+    scenario = render_scenario("uas_owner_pin_thrice.xml", watchline_with_trunk[-1], first_digits="1111#",
+                               second_digits="2222#", third_digits="3333#")
+    incident, sipp, term = await alarm_against(watchline_with_trunk, scenario)
+    assert sipp.exit_code == 0, str(sipp)
     assert incident["state"] == "escalated" and incident["priority"] == 50, timeline(incident)
     assert timeline(incident)[-1] == ("escalate", "the owner failed the PIN three times")
     (call,) = [e for e in incident["timeline"] if e["kind"] == "call"]
@@ -190,13 +194,9 @@ async def test_a_wrong_pin_three_times_escalates(watchline_with_trunk):
 @pytest.mark.parametrize("watchline_with_trunk", [2], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_nine_not_me_escalates_as_an_emergency(watchline_with_trunk):
-    require_sipp()
-    app, base, jt808_port, token, sipp_port, tmp_path = watchline_with_trunk
-    scenario = render_scenario("uas_owner_pin.xml", tmp_path, owner_digits="9#")
-    sipp = run_sipp(reactor, sipp_argv(scenario, sipp_port, sipp_port + 1, tmp_path, timeout=60), 60)
-    term = await raise_alarm(jt808_port)
-    incident = await settled(base, token, ("resolved", "escalated"), 60)
-    assert (await sipp).exit_code == 0
+    scenario = render_scenario("uas_owner_pin.xml", watchline_with_trunk[-1], owner_digits="9#")
+    incident, sipp, term = await alarm_against(watchline_with_trunk, scenario)
+    assert sipp.exit_code == 0, str(sipp)
     assert (incident["state"], incident["priority"]) == ("escalated", 0), timeline(incident)
     assert timeline(incident)[-1] == ("escalate", "the owner said it was not them or needs help")
     term.transport.loseConnection()
@@ -205,13 +205,7 @@ async def test_nine_not_me_escalates_as_an_emergency(watchline_with_trunk):
 @pytest.mark.parametrize("watchline_with_trunk", [3], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_busy_owner_and_unanswered_backup_are_retried_then_go_to_the_agents(watchline_with_trunk):
-    require_sipp()
-    app, base, jt808_port, token, sipp_port, tmp_path = watchline_with_trunk
-    sipp = run_sipp(reactor, sipp_argv("uas_campaign.xml", sipp_port, sipp_port + 1, tmp_path, calls=4,
-                                       timeout=60), 60)
-    term = await raise_alarm(jt808_port)
-    incident = await settled(base, token, ("resolved", "escalated"), 60)
-    result = await sipp
+    incident, result, term = await alarm_against(watchline_with_trunk, "uas_campaign.xml", calls=4)
     calls = [(e["data"]["step"], e["data"]["retry"], e["data"]["outcome"])
              for e in incident["timeline"] if e["kind"] == "call"]
     assert calls == [(1, 0, "busy"), (1, 1, "busy"), (2, 0, "no_answer"), (2, 1, "no_answer")], timeline(incident)
@@ -228,13 +222,7 @@ async def test_busy_owner_and_unanswered_backup_are_retried_then_go_to_the_agent
 @pytest.mark.parametrize("watchline_with_trunk", [4], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_a_number_that_is_not_found_is_not_retried_and_the_backup_is_called(watchline_with_trunk):
-    require_sipp()
-    app, base, jt808_port, token, sipp_port, tmp_path = watchline_with_trunk
-    sipp = run_sipp(reactor, sipp_argv("uas_campaign.xml", sipp_port, sipp_port + 1, tmp_path, calls=3,
-                                       timeout=60), 60)
-    term = await raise_alarm(jt808_port)
-    incident = await settled(base, token, ("resolved", "escalated"), 60)
-    result = await sipp
+    incident, result, term = await alarm_against(watchline_with_trunk, "uas_campaign.xml", calls=3)
     calls = [(e["data"]["step"], e["data"]["outcome"]) for e in incident["timeline"] if e["kind"] == "call"]
     assert calls == [(1, "invalid_number"), (2, "busy"), (2, "busy")], timeline(incident)
     assert incident["state"] == "escalated"
