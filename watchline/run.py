@@ -63,6 +63,7 @@ def run_server(config: Config, reactor: Any, role: str = "all", demo: bool = Fal
             start_demo(app, reactor)
 
     reactor.callWhenRunning(start)
+    reactor.callWhenRunning(_stop_once_on_signals, reactor)
     _reload_rules_on_sighup(app, reactor)
     reactor.addSystemEventTrigger("before", "shutdown", lambda: app.stopService() if app.running else None)
     reactor.run()
@@ -82,6 +83,25 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _stop_once_on_signals(reactor) -> None:
+    """SIGTERM/SIGINT stop the reactor once. Twisted's own handlers call ``reactor.stop`` on every
+    signal, so a second one while the parts are still stopping (an impatient supervisor, ``timeout``
+    forwarding the signal it got) raised ReactorNotRunning into the log; here it is only noted.
+    Installed once the reactor runs, replacing Twisted's."""
+    stopping: list[int] = []
+
+    def handler(signum, _frame) -> None:
+        if stopping:
+            reactor.callFromThread(log.info, "signal %d: already stopping", signum)
+            return
+        stopping.append(signum)
+        reactor.callFromThread(log.info, "signal %d: stopping", signum)
+        reactor.callFromThread(reactor.stop)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
 
 
 def _reload_rules_on_sighup(app, reactor) -> None:

@@ -89,3 +89,29 @@ def test_sighup_reloads_the_rules_and_keeps_them_on_a_bad_file(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_second_sigterm_while_stopping_does_not_stop_the_reactor_again():
+    from watchline.run import _stop_once_on_signals
+
+    class Reactor:
+        stops = 0
+
+        def callFromThread(self, f, *args):  # noqa: N802
+            f(*args)
+
+        def stop(self):
+            self.stops += 1
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        reactor = Reactor()
+        _stop_once_on_signals(reactor)
+        handler = signal.getsignal(signal.SIGTERM)
+        handler(signal.SIGTERM, None)
+        handler(signal.SIGTERM, None)  # Twisted's handler would call stop() again: ReactorNotRunning
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        assert reactor.stops == 1
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
