@@ -19,6 +19,7 @@ _HEAD = struct.Struct(">HH")
 _WORD = struct.Struct(">H")
 _WORD2 = struct.Struct(">HH")
 _PHONE_SERIAL_2013 = struct.Struct(">6sH")
+_HEADER_2013 = struct.Struct(">HH6sH")  # message id, attributes, phone, serial
 
 ATTR_LENGTH_MASK = 0x03FF
 ATTR_ENCRYPTION_MASK = 0x1C00
@@ -26,6 +27,7 @@ ATTR_SUBPACKAGE = 0x2000
 ATTR_VERSION_2019 = 0x4000
 
 MAX_BODY = 1023
+_LAYOUT_BITS = ATTR_VERSION_2019 | ATTR_SUBPACKAGE  # either one: not the plain 2013 header
 
 
 class PacketError(ValueError):
@@ -128,7 +130,25 @@ def parse_packet(frame: bytes, *, verify_checksum: bool = True) -> Packet:
     size = len(frame)
     if size < 13:
         raise MalformedPacket(f"frame of {size} bytes is shorter than a header")
-    msg_id, attrs = _HEAD.unpack_from(frame)
+    # Read as the 2013 layout first: what nearly every frame is, in one unpack.
+    msg_id, attrs, phone, serial = _HEADER_2013.unpack_from(frame)
+    if not attrs & _LAYOUT_BITS and (attrs & ATTR_LENGTH_MASK) + 13 == size:
+        header = Header(msg_id, attrs, None, phone, serial)
+        body = frame[12:-1]
+    else:
+        header, header_length = _parse_header(frame, size, msg_id, attrs)
+        body = frame[header_length:-1]
+    # The check code is the XOR of the bytes before it, so all of them XOR to zero when it matches.
+    if xor_check(frame):
+        packet = Packet(header, body, checksum_ok=False)
+        if verify_checksum:
+            raise BadCheckCode(f"check code mismatch on msg 0x{msg_id:04X} serial {header.serial}", packet)
+        return packet
+    return Packet(header, body)
+
+
+def _parse_header(frame: bytes, size: int, msg_id: int, attrs: int) -> tuple[Header, int]:
+    """The header of a 2019 or sub-package frame, or of one whose declared layout does not add up."""
     body_length = attrs & ATTR_LENGTH_MASK
     split = attrs & ATTR_SUBPACKAGE
     is_2019 = bool(attrs & ATTR_VERSION_2019)
@@ -151,15 +171,7 @@ def parse_packet(frame: bytes, *, verify_checksum: bool = True) -> Packet:
     total = index = 0
     if split:
         total, index = _WORD2.unpack_from(frame, header_length - 4)
-    header = Header(msg_id, attrs, version, phone, serial, total, index)
-    body = frame[header_length:-1]
-    # The check code is the XOR of the bytes before it, so all of them XOR to zero when it matches.
-    if xor_check(frame):
-        packet = Packet(header, body, checksum_ok=False)
-        if verify_checksum:
-            raise BadCheckCode(f"check code mismatch on msg 0x{msg_id:04X} serial {serial}", packet)
-        return packet
-    return Packet(header, body)
+    return Header(msg_id, attrs, version, phone, serial, total, index), header_length
 
 
 def build_packet(
@@ -215,7 +227,8 @@ def build_reply(request: Header, msg_id: int, body: bytes, serial: int) -> bytes
 
 
 PLATFORM_RESPONSE = 0x8001  # messages.PLATFORM_RESPONSE (messages imports nothing from here)
-_ACK_TAIL = struct.Struct(">HHHB")  # platform serial, then the 0x8001 body: reply serial, reply id, result
+# platform serial, then the 0x8001 body (reply serial, reply id, result), then the check code
+_ACK_TAIL = struct.Struct(">HHHBB")
 
 
 def ack_head(version: int | None, phone_bcd: bytes) -> tuple[bytes, int]:
@@ -226,14 +239,15 @@ def ack_head(version: int | None, phone_bcd: bytes) -> tuple[bytes, int]:
 
 def build_ack(request: Header, serial: int, result: int, head: tuple[bytes, int] | None = None) -> bytes:
     """The 0x8001 platform response to ``request``: ``build_reply`` with its body, for the one reply
-    sent per report; the check code of the seven varying bytes is taken from their words. ``head``
-    is ``ack_head`` of the request's version and phone, when the caller keeps it."""
+    sent per report; the check code of the seven varying bytes is taken from their words (XOR of
+    the three words folded to a byte). ``head`` is ``ack_head`` of the request's version and phone,
+    when the caller keeps it."""
     head, head_xor = head or _reply_prefix(PLATFORM_RESPONSE, 5, request.version, request.phone_bcd)
     serial &= 0xFFFF
     reply_serial, reply_id = request.serial, request.msg_id
-    check = (head_xor ^ (serial >> 8) ^ (serial & 0xFF) ^ (reply_serial >> 8) ^ (reply_serial & 0xFF)
-             ^ (reply_id >> 8) ^ (reply_id & 0xFF) ^ result)
-    packet = head + _ACK_TAIL.pack(serial, reply_serial, reply_id, result) + bytes((check,))
-    if b"\x7d" in packet or b"\x7e" in packet:
+    words = serial ^ reply_serial ^ reply_id
+    check = head_xor ^ (words >> 8) ^ (words & 0xFF) ^ result
+    packet = head + _ACK_TAIL.pack(serial, reply_serial, reply_id, result, check)
+    if 0x7D in packet or 0x7E in packet:  # byte values: a memchr, not a substring search
         packet = escape(packet)
     return b"\x7e" + packet + b"\x7e"

@@ -16,6 +16,10 @@ _DELIM = b"\x7e"
 _ESC = b"\x7d"
 _ESC_7D = b"\x7d\x01"
 _ESC_7E = b"\x7d\x02"
+# Membership tests use the byte values: ``0x7D in data`` is a plain memchr, several times faster
+# than the same test with a one-byte bytes needle (which goes through the substring search).
+_DELIM_BYTE = 0x7E
+_ESC_BYTE = 0x7D
 
 
 class FramingError(Exception):
@@ -31,23 +35,43 @@ class OversizeFrame(FramingError):
 
 
 def xor_check(data: bytes) -> int:
-    """XOR of every byte: the JT/T 808 check code (computed on un-escaped bytes)."""
-    code = 0
-    for byte in data:
-        code ^= byte
-    return code
+    """XOR of every byte: the JT/T 808 check code (computed on un-escaped bytes).
+
+    Every frame is checked, so beyond a few bytes the data is read as one integer and folded onto
+    itself (``x ^= x >> n`` for halving n), which XORs the bytes in C: a 60-byte location frame in
+    about half the time of the byte loop. Short inputs keep the loop, cheaper below ~24 bytes.
+    """
+    size = len(data)
+    if size < 24:
+        code = 0
+        for byte in data:
+            code ^= byte
+        return code
+    x = int.from_bytes(data, "little")
+    if size > 64:  # fold down to 64 bytes first; the garbage above bit 512 never reaches the low byte
+        shift = 4 << (size - 1).bit_length()
+        while shift > 256:
+            x ^= x >> shift
+            shift >>= 1
+    x ^= x >> 256
+    x ^= x >> 128
+    x ^= x >> 64
+    x ^= x >> 32
+    x ^= x >> 16
+    x ^= x >> 8
+    return x & 0xFF
 
 
 def escape(payload: bytes) -> bytes:
     # 0x7D first, so the 0x7D bytes produced by escaping 0x7E are not escaped again.
-    if b"\x7d" in payload or b"\x7e" in payload:
+    if _ESC_BYTE in payload or _DELIM_BYTE in payload:
         payload = payload.replace(_ESC, _ESC_7D).replace(_DELIM, _ESC_7E)
     return payload
 
 
 def unescape(piece: bytes) -> bytes:
     """Reverse ``escape``; raise CorruptEscape for 0x7D followed by anything but 01/02."""
-    if _ESC not in piece:
+    if _ESC_BYTE not in piece:
         return piece
     # Every 0x7D must start one of the two escape pairs; the pairs cannot overlap because
     # their second byte is never 0x7D, so counting them is exact.
@@ -101,19 +125,26 @@ class Jt808Framer:
         pieces = buf.split(_DELIM)
         self._pending = pieces.pop()
         out: list[bytes | FramingError] = []
+        limit = self.max_frame_bytes
+        frames = 0
         for piece in pieces:
             if not piece:
                 continue  # adjacent delimiters: the end of one frame and the start of the next
-            if len(piece) > self.max_frame_bytes:
+            if len(piece) > limit:
                 self.stats.oversize += 1
-                out.append(OversizeFrame(f"frame of {len(piece)} bytes exceeds {self.max_frame_bytes}"))
+                out.append(OversizeFrame(f"frame of {len(piece)} bytes exceeds {limit}"))
                 continue
-            try:
-                out.append(unescape(piece))
-                self.stats.frames += 1
-            except CorruptEscape as exc:
-                self.stats.corrupt += 1
-                out.append(exc)
+            if _ESC_BYTE in piece:  # most frames have nothing to un-escape: no call for them
+                try:
+                    piece = unescape(piece)
+                except CorruptEscape as exc:
+                    self.stats.corrupt += 1
+                    out.append(exc)
+                    continue
+            out.append(piece)
+            frames += 1
+        if frames:
+            self.stats.frames += frames
         if len(self._pending) > self.max_frame_bytes:
             # No end delimiter in sight: drop the partial frame and resynchronise on the next 0x7E.
             self.stats.oversize += 1

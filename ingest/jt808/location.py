@@ -30,6 +30,7 @@ FIXED_LENGTH = _FIXED.size  # 28
 _WORD = struct.Struct(">H")
 _SWORD = struct.Struct(">h")
 _DWORD = struct.Struct(">I")
+_ROUTE_TIME = struct.Struct(">IH")
 _BEIJING = timedelta(hours=8)  # the BCD time is GMT+8
 
 # Report ids: a random per-process prefix plus a counter, 32 hex characters like uuid4().hex
@@ -148,8 +149,9 @@ def decode_location(
     ``received_at`` is used as the report time when the BCD time is not a real date. ``model``
     is the terminal's device model from the fleet, for the vendor conventions that depend on it.
     """
-    if len(body) < FIXED_LENGTH:
-        raise LocationError(f"location body of {len(body)} bytes, need {FIXED_LENGTH}")
+    size = len(body)
+    if size < FIXED_LENGTH:
+        raise LocationError(f"location body of {size} bytes, need {FIXED_LENGTH}")
     alarm_word, status_word, raw_lat, raw_lon, altitude, speed, course, time_bcd = _FIXED.unpack_from(body)
     extras: dict[str, Any] = {"status_word": status_word}
     raw_alarms: dict[str, Any] = {"jt808_word": alarm_word, "jt808_serial": serial}
@@ -159,38 +161,37 @@ def decode_location(
         extras["time_invalid"] = time_bcd.hex()
     satellites = None
     vendor_alarms: list[str] | None = None
-    if len(body) > FIXED_LENGTH:
-        items, problems = collect_items(body)
-        if problems:
-            extras["item_problems"] = problems
-        satellites, vendor_alarms = _apply_items(items, alarm_word, raw_alarms, extras, model)
-    lat = coordinate(raw_lat, bool(status_word & 0x4))
-    lon = coordinate(raw_lon, bool(status_word & 0x8))
+    if size > FIXED_LENGTH:
+        found = _read_items(body, size, alarm_word, raw_alarms, extras, model)
+        if found is None:
+            found = _read_items_carefully(body, alarm_word, raw_alarms, extras, model)
+        satellites, vendor_alarms = found
+    if status_word & 0xC or (raw_lat | raw_lon) & 0x80000000:
+        lat = coordinate(raw_lat, bool(status_word & 0x4))
+        lon = coordinate(raw_lon, bool(status_word & 0x8))
+    else:  # northern and eastern hemispheres, unsigned: what coordinate() comes down to
+        lat = raw_lat / 1e6
+        lon = raw_lon / 1e6
     if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
-        fix: Fix | None = Fix(lat, lon, float(altitude), speed / 10, float(course), bool(status_word & 0x2),
+        fix: Fix | None = Fix(lat, lon, float(altitude), speed / 10, float(course), status_word & 0x2 != 0,
                               satellites)
     else:
         fix = None
         extras["bad_coordinates"] = [lat, lon]
     if model is not None and model in MODEL_ALARM_BITS:
         alarms = model_alarms(alarm_word, model)
-    else:
-        alarms = alarm_names(alarm_word, is_2019) if alarm_word else ()
+    elif alarm_word:
+        alarms = alarm_names(alarm_word, is_2019)
         if not is_2019 and alarm_word & _MASK_2019_ONLY:
             extras["reserved_alarm_bits"] = [bit for bit in _BITS_2019_ONLY if alarm_word >> bit & 1]
+    else:
+        alarms = ()
     if vendor_alarms:
         alarms = alarms + tuple(name for name in vendor_alarms if name not in alarms)
+    # Positional: Report's fields in order (protocol ... received_at), cheaper to bind than keywords.
     return Report(
-        protocol="jt808",
-        terminal_id=terminal_id,
-        time=time,
-        fix=fix,
-        status=dict(_status_fields(status_word, is_2019)),
-        raw_alarms=raw_alarms,
-        alarms=alarms,
-        extras=extras,
-        report_id=f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}",
-        received_at=received_at or datetime.now(timezone.utc),
+        "jt808", terminal_id, time, fix, dict(_status_fields(status_word, is_2019)), raw_alarms, alarms, extras,
+        f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}", received_at or datetime.now(timezone.utc),
     )
 
 
@@ -222,6 +223,72 @@ def decode_batch(
     return reports, problems
 
 
+def _read_items(
+    body: bytes, end: int, alarm_word: int, raw_alarms: dict, extras: dict, model: str | None
+) -> tuple[int | None, list[str] | None] | None:
+    """The additional items in one walk, in report order: the common ones read in place, other
+    standard ones through ``_STANDARD_ITEMS``, the rest to ``vendor_items``. Returns the satellite
+    count (item 0x31) and the vendor items' alarms (None without any) — or None, with ``extras``
+    and ``raw_alarms`` as they were, for a walk that breaks (an overrun, a stray byte, a duplicate
+    id): ``_read_items_carefully`` then names the problems."""
+    kept_extras, kept_raw = len(extras), len(raw_alarms)
+    satellites = None
+    vendor: dict[int, bytes] | None = None
+    seen = 0  # bit n: item n read
+    pos = FIXED_LENGTH
+    while pos < end:
+        start = pos + 2
+        if start > end:
+            return _undo(extras, kept_extras, raw_alarms, kept_raw)
+        item_id, size = body[pos], body[pos + 1]
+        pos = start + size
+        if pos > end or seen >> item_id & 1:
+            return _undo(extras, kept_extras, raw_alarms, kept_raw)
+        seen |= 1 << item_id
+        # The five items most terminals send, as their _STANDARD_ITEMS handlers read them.
+        if item_id == 0x01 and size == 4:
+            extras["mileage_km"] = _DWORD.unpack_from(body, start)[0] / 10
+        elif item_id == 0x31 and size == 1:
+            satellites = body[start]
+        elif item_id == 0x30 and size == 1:
+            extras["signal"] = body[start]
+        elif item_id == 0x02 and size == 2:
+            extras["fuel_l"] = _WORD.unpack_from(body, start)[0] / 10
+        elif item_id == 0x03 and size == 2:
+            extras["recorder_speed_kmh"] = _WORD.unpack_from(body, start)[0] / 10
+        else:
+            value = body[start:pos]
+            handler = _STANDARD_ITEMS.get(item_id << 8 | size)
+            if handler is not None:
+                handler(value, alarm_word, raw_alarms, extras)
+            else:
+                if vendor is None:
+                    vendor = {}
+                vendor[item_id] = value
+    if vendor is None:
+        return satellites, None
+    return satellites, decode_vendor_items(vendor, extras, model)
+
+
+def _undo(extras: dict, kept_extras: int, raw_alarms: dict, kept_raw: int) -> None:
+    """Drop what a broken walk added: dicts pop their newest key first, and the walk only adds keys."""
+    while len(extras) > kept_extras:
+        extras.popitem()
+    while len(raw_alarms) > kept_raw:
+        raw_alarms.popitem()
+
+
+def _read_items_carefully(
+    body: bytes, alarm_word: int, raw_alarms: dict, extras: dict, model: str | None
+) -> tuple[int | None, list[str] | None]:
+    """``_read_items`` for an item list that does not walk cleanly: what ``collect_items`` keeps,
+    with its problems in ``extras["item_problems"]``."""
+    items, problems = collect_items(body)
+    if problems:
+        extras["item_problems"] = problems
+    return _apply_items(items, alarm_word, raw_alarms, extras, model)
+
+
 def _apply_items(
     items: dict[int, bytes], alarm_word: int, raw_alarms: dict, extras: dict, model: str | None
 ) -> tuple[int | None, list[str] | None]:
@@ -231,54 +298,12 @@ def _apply_items(
     vendor: dict[int, bytes] | None = None
     for item_id, value in items.items():
         size = len(value)
-        if item_id == 0x01 and size == 4:
-            extras["mileage_km"] = _DWORD.unpack(value)[0] / 10
-        elif item_id == 0x31 and size == 1:
+        if item_id == 0x31 and size == 1:
             satellites = value[0]
-        elif item_id == 0x30 and size == 1:
-            extras["signal"] = value[0]
-        elif item_id == 0x02 and size == 2:
-            extras["fuel_l"] = _WORD.unpack(value)[0] / 10
-        elif item_id == 0x03 and size == 2:
-            extras["recorder_speed_kmh"] = _WORD.unpack(value)[0] / 10
-        elif item_id == 0x04 and size == 2:
-            raw_alarms["jt808_event_id"] = _WORD.unpack(value)[0]
-        elif item_id == 0x05 and size == 30:
-            extras["tyre_pressures"] = [None if b == 0xFF else b for b in value]
-        elif item_id == 0x06 and size == 2:
-            extras["compartment_temp_c"] = _SWORD.unpack(value)[0]
-        elif item_id == 0x11 and size in (1, 5):
-            overspeed: dict[str, Any] = {"location_type": _LOCATION_TYPES.get(value[0], str(value[0]))}
-            if size == 5:
-                overspeed["area_id"] = _DWORD.unpack_from(value, 1)[0]
-            raw_alarms["jt808_overspeed"] = overspeed
-        elif item_id == 0x12 and size == 6:
-            direction = "enter" if value[5] == 0 else "exit"
-            raw_alarms["jt808_area_route"] = {
-                "location_type": _LOCATION_TYPES.get(value[0], str(value[0])),
-                "area_id": _DWORD.unpack_from(value, 1)[0],
-                "direction": direction,
-            }
-            if alarm_word & (1 << 20):
-                extras["geofence_direction"] = direction
-            if alarm_word & (1 << 21):
-                extras["route_direction"] = direction
-        elif item_id == 0x13 and size == 7:
-            section, seconds = struct.unpack_from(">IH", value)
-            raw_alarms["jt808_route_time"] = {
-                "section_id": section,
-                "driving_time_s": seconds,
-                "result": "too_short" if value[6] == 0 else "too_long",
-            }
-        elif item_id == 0x25 and size == 4:
-            word = _DWORD.unpack(value)[0]
-            extras["vehicle_signals"] = [name for bit, name in enumerate(_SIGNALS) if word >> bit & 1]
-        elif item_id == 0x2A and size == 2:
-            word = _WORD.unpack(value)[0]
-            extras["io_status"] = {"deep_sleep": bool(word & 1), "sleep": bool(word & 2)}
-        elif item_id == 0x2B and size == 4:
-            word = _DWORD.unpack(value)[0]
-            extras["analog"] = {"ad0": word & 0xFFFF, "ad1": word >> 16}
+            continue
+        handler = _STANDARD_ITEMS.get(item_id << 8 | size)
+        if handler is not None:
+            handler(value, alarm_word, raw_alarms, extras)
         else:
             if vendor is None:
                 vendor = {}
@@ -286,3 +311,98 @@ def _apply_items(
     if vendor is None:
         return satellites, None
     return satellites, decode_vendor_items(vendor, extras, model)
+
+
+# The standard additional items (jt808.md §4.1) other than 0x31 (satellites, which goes into the
+# Fix): one handler per id and length, writing into extras / raw_alarms. An id with a length not
+# listed here is not the standard item and goes to vendor_items.
+
+def _mileage(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["mileage_km"] = _DWORD.unpack(value)[0] / 10
+
+
+def _fuel(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["fuel_l"] = _WORD.unpack(value)[0] / 10
+
+
+def _recorder_speed(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["recorder_speed_kmh"] = _WORD.unpack(value)[0] / 10
+
+
+def _event_id(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    raw_alarms["jt808_event_id"] = _WORD.unpack(value)[0]
+
+
+def _tyre_pressures(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["tyre_pressures"] = [None if b == 0xFF else b for b in value]
+
+
+def _compartment_temp(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["compartment_temp_c"] = _SWORD.unpack(value)[0]
+
+
+def _overspeed(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    overspeed: dict[str, Any] = {"location_type": _LOCATION_TYPES.get(value[0], str(value[0]))}
+    if len(value) == 5:
+        overspeed["area_id"] = _DWORD.unpack_from(value, 1)[0]
+    raw_alarms["jt808_overspeed"] = overspeed
+
+
+def _area_route(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    direction = "enter" if value[5] == 0 else "exit"
+    raw_alarms["jt808_area_route"] = {
+        "location_type": _LOCATION_TYPES.get(value[0], str(value[0])),
+        "area_id": _DWORD.unpack_from(value, 1)[0],
+        "direction": direction,
+    }
+    if alarm_word & (1 << 20):
+        extras["geofence_direction"] = direction
+    if alarm_word & (1 << 21):
+        extras["route_direction"] = direction
+
+
+def _route_time(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    section, seconds = _ROUTE_TIME.unpack_from(value)
+    raw_alarms["jt808_route_time"] = {
+        "section_id": section,
+        "driving_time_s": seconds,
+        "result": "too_short" if value[6] == 0 else "too_long",
+    }
+
+
+def _vehicle_signals(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    word = _DWORD.unpack(value)[0]
+    extras["vehicle_signals"] = [name for bit, name in enumerate(_SIGNALS) if word >> bit & 1]
+
+
+def _io_status(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    word = _WORD.unpack(value)[0]
+    extras["io_status"] = {"deep_sleep": bool(word & 1), "sleep": bool(word & 2)}
+
+
+def _analog(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    word = _DWORD.unpack(value)[0]
+    extras["analog"] = {"ad0": word & 0xFFFF, "ad1": word >> 16}
+
+
+def _signal(value: bytes, alarm_word: int, raw_alarms: dict, extras: dict) -> None:
+    extras["signal"] = value[0]
+
+
+# (id << 8 | length) -> handler
+_STANDARD_ITEMS = {
+    0x01 << 8 | 4: _mileage,
+    0x02 << 8 | 2: _fuel,
+    0x03 << 8 | 2: _recorder_speed,
+    0x04 << 8 | 2: _event_id,
+    0x05 << 8 | 30: _tyre_pressures,
+    0x06 << 8 | 2: _compartment_temp,
+    0x11 << 8 | 1: _overspeed,
+    0x11 << 8 | 5: _overspeed,
+    0x12 << 8 | 6: _area_route,
+    0x13 << 8 | 7: _route_time,
+    0x25 << 8 | 4: _vehicle_signals,
+    0x2A << 8 | 2: _io_status,
+    0x2B << 8 | 4: _analog,
+    0x30 << 8 | 1: _signal,
+}

@@ -57,6 +57,7 @@ log = Logger()
 
 PROTOCOL = "jt808"
 _LOCATION_MESSAGES = frozenset({m.LOCATION, m.BATCH_LOCATION, m.POSITION_ANSWER})
+_LOCATION = m.LOCATION
 _RARE_ATTRS = ATTR_ENCRYPTION_MASK | ATTR_SUBPACKAGE  # one test on the hot path for both
 
 
@@ -245,8 +246,21 @@ class Jt808Protocol(Protocol):
                     self._ack(header, m.RESULT_OK)
                 return
         try:
-            if header.msg_id == m.LOCATION and self._speaks_for_session(header):
-                await self._location(header, body)  # most frames: one coroutine fewer than _dispatch
+            if header.msg_id == _LOCATION and self._speaks_for_session(header):
+                # Most frames: decoded, submitted and acked right here, two coroutines fewer than
+                # _dispatch -> _location (which does the same for the other location messages).
+                received_at = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+                report = decode_location(body, terminal_id=self.terminal_id, serial=header.serial,
+                                         is_2019=header.version is not None, received_at=received_at,
+                                         model=self._model)
+                try:
+                    await self.factory.sink.submit([report])
+                except Exception:
+                    self.factory.stats.submit_failures += 1
+                    log.failure("jt808 {peer}: submit failed, report not acknowledged", peer=self._peer())
+                    return
+                self.factory.stats.reports += 1
+                self._ack(header, m.RESULT_OK)
             else:
                 await self._dispatch(header, body)
         except m.BodyError as exc:

@@ -106,3 +106,23 @@ def test_wrapped_payloads_come_back_whatever_the_segmentation(payloads, data):
         start = cut
     assert [frame[:-1] for frame in out] == payloads
     assert all(xor_check(frame[:-1]) == frame[-1] for frame in out)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2100))
+def test_xor_check_is_the_xor_of_every_byte(data):
+    # Long inputs are folded as one integer, short ones looped: both must be the plain XOR.
+    expected = 0
+    for byte in data:
+        expected ^= byte
+    assert xor_check(data) == expected
+
+
+def test_xor_check_at_the_fold_boundaries():
+    for size in (0, 1, 23, 24, 25, 63, 64, 65, 127, 128, 129, 1045, 4096):
+        data = bytes((n * 37 + 11) & 0xFF for n in range(size))
+        expected = 0
+        for byte in data:
+            expected ^= byte
+        assert xor_check(data) == expected, size
+        assert xor_check(data + bytes((expected,))) == 0, size

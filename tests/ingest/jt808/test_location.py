@@ -162,6 +162,43 @@ def test_unknown_wrong_length_duplicate_and_overlong_items():
     assert len(report.extras["item_problems"]) == 2
 
 
+def test_a_walk_that_breaks_after_read_items_keeps_the_first_values_and_the_field_order():
+    # The common items are read in one walk; a duplicate met later sends the body to the careful
+    # walk, which must not see anything the first walk already wrote.
+    items = [
+        (0x01, b"\x00\x00\x03\xe8"),
+        (0x12, b"\x01\x00\x00\x00\x07\x00"),
+        (0x30, b"\x11"),
+        (0x01, b"\x00\x00\x00\x01"),  # duplicate mileage: ignored
+        (0x31, b"\x06"),
+    ]
+    report = decode(location_body(lat=1, lon=1, time=NOW, alarm=1 << 20, items=items))
+    assert list(report.extras) == ["status_word", "item_problems", "mileage_km", "geofence_direction", "signal"]
+    assert report.extras["item_problems"] == ["duplicate item 0x01 ignored"]
+    assert report.extras["mileage_km"] == 100.0 and report.extras["signal"] == 0x11
+    assert list(report.raw_alarms) == ["jt808_word", "jt808_serial", "jt808_area_route"]
+    assert report.fix.satellites == 6
+
+
+@pytest.mark.parametrize("tail, problem", [
+    (b"\x31", "stray byte at offset 35"),
+    (b"\x31\x02\x07", "item 0x31 declares 2 bytes, 1 left"),
+])
+def test_a_broken_item_list_is_read_up_to_the_break(tail, problem):
+    body = location_body(lat=1, lon=1, time=NOW, items=[(0x30, b"\x09"), (0x02, b"\x00\x64")]) + tail
+    report = decode(body)
+    assert list(report.extras) == ["status_word", "item_problems", "signal", "fuel_l"]
+    assert report.extras["item_problems"] == [problem]
+    assert report.extras["fuel_l"] == 10.0 and report.fix.satellites is None
+
+
+def test_items_keep_the_order_they_were_sent_in():
+    items = [(0x30, b"\x01"), (0x99, b"\xab"), (0x2A, b"\x00\x01"), (0x01, b"\x00\x00\x00\x0a"),
+             (0x03, b"\x00\x32")]
+    extras = decode(location_body(lat=1, lon=1, time=NOW, items=items)).extras
+    assert list(extras) == ["status_word", "signal", "io_status", "mileage_km", "recorder_speed_kmh", "raw_items"]
+
+
 def test_invalid_time_uses_the_receive_time():
     body = bytearray(location_body(lat=1, lon=1, time=NOW))
     body[22:28] = b"\x00" * 6
