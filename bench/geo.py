@@ -110,7 +110,11 @@ def postgis_knn(dsn: str, trucks: list[TruckPosition], queries: np.ndarray, k: i
     conn = psycopg.connect(dsn, connect_timeout=5)
     try:
         cur = conn.cursor()
-        cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        try:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except psycopg.errors.FeatureNotSupported:
+            raise SystemExit("bench/geo.py: PostGIS is not installed on this PostgreSQL (Debian: apt-get install "
+                             "postgresql-15-postgis-3), or run with --no-postgis") from None
         conn.commit()
         cur.execute("SELECT postgis_lib_version()")
         version = cur.fetchone()[0]
