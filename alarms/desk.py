@@ -98,9 +98,14 @@ class IncidentDesk:
         await self._confirm_on_terminal(incident)
         return incident
 
-    async def attempt(self, incident_id: int, text: str, data: dict[str, Any], kind: str = "call") -> Incident:
-        """A notification attempt on the timeline: a ``call``, or a ``message`` (SMS notice) with its delivery."""
-        incident = await self.db.incidents.update(incident_id, "engine", kind, text, self.now(), data)
+    async def attempt(self, incident_id: int, text: str, data: dict[str, Any], kind: str = "call",
+                      next_within: float | None = None) -> Incident:
+        """A notification attempt on the timeline: a ``call``, or a ``message`` (SMS notice) with its delivery.
+        ``next_within``: the policy goes on (a pause, a line, the next call) and must be heard from again
+        within that many seconds, or the sweep escalates — applied only while the incident is notifying."""
+        now = self.now()
+        due = now + timedelta(seconds=next_within) if next_within is not None else None
+        incident = await self.db.incidents.update(incident_id, "engine", kind, text, now, data, due_if_notifying=due)
         await self.publish("updated", incident)
         return incident
 

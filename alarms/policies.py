@@ -4,7 +4,7 @@ A policy is snapshotted onto the incident when it opens, so editing a policy nev
 incident already in flight is handled. Steps: ``dial_owner``, ``dial_backup`` (the notification engine
 places verification calls) and ``agent_queue`` (to the agents; the last word). A dialling step has:
 
-- ``timeout``: seconds a call may take before the sweep treats the step as hung;
+- ``timeout``: seconds a call may take before the sweep treats the step as hung (at least 90);
 - ``retry``: per call outcome (``busy``, ``no_answer``, ``failed``), how many more calls to the same
   number and the pause before each — ``{busy = {times = 2, after = 120}}``. ``invalid_number`` is never
   retried, and the number is not dialled again in later loops; ``verified``, ``denied``, ``operator``
@@ -24,7 +24,16 @@ STEP_KINDS = ("dial_owner", "dial_backup", "agent_queue")
 RETRYABLE = ("busy", "no_answer", "failed")  # call outcomes a step may retry on the same number
 MAX_RETRIES = 10  # per outcome and step: a typo of 100 must not phone an owner a hundred times
 MAX_LOOPS = 5
+MAX_STEPS = 10  # dialling steps per policy (before loops)
 MAX_PAUSE = 24 * 3600.0
+# A verification call may ring (sip.ring_timeout, 30 s), greet, and take three PIN tries of up to
+# 10 s each with their prompts: a step timeout below this would let the sweep take the incident
+# from under an owner still keying their PIN.
+MIN_STEP_TIMEOUT = 90.0
+# After a call, the policy pauses and then waits for a free trunk line (incidents before campaigns);
+# the deadline allows this long for that wait. A policy that cannot get a line for longer is stuck,
+# and the sweep hands the incident to the agents.
+LINE_WAIT = 300.0
 
 _RETRY = {"busy": {"times": 1, "after": 60}, "no_answer": {"times": 1, "after": 120},
           "failed": {"times": 1, "after": 60}}
@@ -81,11 +90,14 @@ def retry_rule(step: dict[str, Any], outcome: str) -> tuple[int, float]:
     return int(rule.get("times", 0)), float(rule.get("after", 0))
 
 
-def longest_pause(step: dict[str, Any]) -> float:
-    """The longest wait that may follow one call of the step (its deadline must outlast it)."""
-    pauses = [float(step.get("retry_after", 60))]
-    pauses += [float(r.get("after", 0)) for r in (step.get("retry") or {}).values()]
-    return max(pauses)
+def call_deadline(step: dict[str, Any]) -> float:
+    """Seconds a call of the step may take before the sweep treats the policy as hung."""
+    return float(step.get("timeout", 120))
+
+
+def pause_deadline(pause: float, next_step: dict[str, Any]) -> float:
+    """Seconds from the start of a pause to the end of the next call: the pause, a line, the call."""
+    return pause + LINE_WAIT + call_deadline(next_step)
 
 
 def parse_policy(name: str, data: Any, where: str) -> dict[str, Any]:
@@ -102,7 +114,11 @@ def parse_policy(name: str, data: Any, where: str) -> dict[str, Any]:
     raw = data.get("step")
     if not isinstance(raw, list) or not raw:
         raise PolicyError(f"{where}: needs at least one [[policy.{name}.step]]")
-    steps = [_parse_step(s, f"{where} step {i}") for i, s in enumerate(raw, start=1)]
+    steps = [_parse_step(s, f"{where} step {i}") for i, s in enumerate(raw[:MAX_STEPS + 2], start=1)]
+    if len(raw) > MAX_STEPS + 1 or sum(s["kind"] != "agent_queue" for s in steps) > MAX_STEPS:
+        raise PolicyError(f"{where}: at most {MAX_STEPS} dialling steps")
+    if any(s["kind"] == "agent_queue" for s in steps[:-1]):
+        raise PolicyError(f"{where}: agent_queue can only be the last step (the agents have the last word)")
     if steps[-1]["kind"] != "agent_queue":
         steps.append({"kind": "agent_queue"})  # the agents always have the last word
     return {"name": name, "loops": loops, "steps": steps}
@@ -121,7 +137,7 @@ def _parse_step(s: Any, where: str) -> dict[str, Any]:
     unknown = set(s) - {"kind", "timeout", "retry_after", "retry"}
     if unknown:
         raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    step: dict[str, Any] = {"kind": kind, "timeout": _seconds(s, "timeout", 120, where, minimum=5),
+    step: dict[str, Any] = {"kind": kind, "timeout": _seconds(s, "timeout", 120, where, minimum=MIN_STEP_TIMEOUT),
                             "retry_after": _seconds(s, "retry_after", 60, where)}
     retry = s.get("retry", {})
     if not isinstance(retry, dict):

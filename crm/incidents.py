@@ -240,9 +240,14 @@ class IncidentsStore:
         return await self.db.pool.do(_thd)
 
     async def update(self, incident_id: int, actor: str, kind: str, text: str, now: datetime,
-                     data: dict[str, Any] | None = None, **changes: Any) -> Incident:
+                     data: dict[str, Any] | None = None, due_if_notifying: datetime | None = None,
+                     **changes: Any) -> Incident:
         """A timeline entry (comment, call attempt, reassignment) with optional field changes, no state
-        change. The incident comes back without its timeline."""
+        change. ``due_if_notifying`` moves the deadline of an incident still ``notifying`` (a policy
+        pausing between calls) and leaves any other's alone — an agent's acknowledgement deadline, or
+        none. The incident comes back without its timeline."""
+        if due_if_notifying is not None:
+            changes["due_at"] = sa.case((incidents.c.state == "notifying", due_if_notifying), else_=incidents.c.due_at)
 
         def _thd(conn):
             row = conn.execute(incidents.update().where(incidents.c.id == incident_id)

@@ -31,7 +31,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from alarms.incident import Incident, IncidentStateError
-from alarms.policies import dial_steps, longest_pause, retry_rule
+from alarms.policies import RETRYABLE, call_deadline, dial_steps, pause_deadline, retry_rule
 from notify.lines import EMERGENCY, INCIDENT, TrunkLines
 from notify.pin_check import VerificationOutcome as V
 from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
@@ -39,7 +39,8 @@ from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
 log = logging.getLogger(__name__)
 
 
-QUIET_STEP_TIMEOUT = 120.0  # an SMS notice that has not concluded by then is the sweep's to escalate
+QUIET_STEP_TIMEOUT = 120.0
+_RETRYABLE = frozenset(V(o) for o in RETRYABLE)  # an SMS notice that has not concluded by then is the sweep's to escalate
 
 
 def masked(number: str) -> str:
@@ -102,33 +103,44 @@ class VerificationNotifier:
                 await self.desk.attempt(incident.id, f"step {n}: the {label}'s number {masked(contact.value)} "
                                                      "was invalid; not dialled again", {"step": n})
                 continue
-            if await self._step(incident, n, step, contact.value, label, language, unreachable):
+            following = steps[n] if n < len(steps) else None
+            if await self._step(incident, n, step, following, contact.value, label, language, unreachable):
                 return
-            if n < len(steps):
+            if following is not None:
                 await task.deferLater(self.clock, float(step.get("retry_after", 60)), lambda: None)
         await self.desk.escalate(incident.id, f"nobody verified after {len(steps)} call steps",
                                  expect=("open", "notifying"))
 
-    async def _step(self, incident: Incident, n: int, step: dict, number: str, label: str, language: str,
-                    unreachable: set[str]) -> bool:
+    async def _step(self, incident: Incident, n: int, step: dict, following: dict | None, number: str, label: str,
+                    language: str, unreachable: set[str]) -> bool:
         """One dialling step: call ``number``, again on busy / no answer / failure as the step's ``retry``
-        says. True when the policy is over (verified, or escalated by the callee's answer)."""
+        says. True when the policy is over (verified, or escalated by the callee's answer).
+
+        Deadlines: each call has the step's ``timeout``; the entry that records a call moves the deadline
+        past the pause that follows, a trunk line and the next call (``pause_deadline``)."""
         retried: dict[str, int] = {}
-        deadline = float(step.get("timeout", 120)) + longest_pause(step)
         while True:
             again = sum(retried.values())
             async with self.lines.line(EMERGENCY if incident.severity == "emergency" else INCIDENT):
                 # The step (and its deadline) starts once a line is free; if the sweep or an agent took
                 # the incident while it waited, this raises and nobody is dialled.
                 await self.desk.notify(incident.id, n, f"step {n}: calling the {label} {masked(number)}"
-                                       + (f" (retry {again})" if again else ""), timeout=deadline)
+                                       + (f" (retry {again})" if again else ""), timeout=call_deadline(step))
                 result = await self.verifier.verify(VerificationRequest(
                     plate=incident.plate, number=number, alarm=incident.alarm, alarm_time=incident.opened_at,
                     language=language, lat=incident.lat, lon=incident.lon, caller_id=self.caller_id))
             outcome = result.outcome
+            times, after = retry_rule(step, outcome.value)
+            retry = outcome in _RETRYABLE and retried.get(outcome.value, 0) < times
+            if retry:
+                next_within = pause_deadline(after, step)
+            elif outcome in _RETRYABLE or outcome is V.INVALID_NUMBER:
+                next_within = pause_deadline(float(step.get("retry_after", 60)), following) if following else None
+            else:
+                next_within = None  # verified or escalated at once, below
             await self.desk.attempt(incident.id, f"call to the {label}: {outcome.value}", {
                 "call_id": result.call_id, "recording": result.recording_path, "outcome": outcome.value,
-                "pin_attempts": result.attempts, "step": n, "retry": again})
+                "pin_attempts": result.attempts, "step": n, "retry": again}, next_within=next_within)
             if outcome is V.VERIFIED:
                 await self.desk.verified(incident.id, f"the {label} entered the right PIN",
                                          {"call_id": result.call_id})
@@ -144,9 +156,7 @@ class VerificationNotifier:
                 return True
             if outcome is V.INVALID_NUMBER:
                 unreachable.add(number)
-                return False
-            times, after = retry_rule(step, outcome.value)
-            if retried.get(outcome.value, 0) >= times:
+            if not retry:
                 return False
             retried[outcome.value] = retried.get(outcome.value, 0) + 1
             await task.deferLater(self.clock, after, lambda: None)

@@ -50,6 +50,10 @@ def test_first_matching_rule_wins():
     ("[[policy.p.step]]\nkind = 'dial_owner'\nretry = {busy = {times = 100}}", "retry.busy.times must be"),
     ("[[policy.p.step]]\nkind = 'dial_owner'\nretry = {busy = {after = -1}}", "after must be a number"),
     ("[[policy.p.step]]\nkind = 'dial_owner'\ntimeout = 'long'", "timeout must be a number"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\ntimeout = 30", "timeout must be a number of seconds from 90"),
+    ("[[policy.p.step]]\nkind = 'agent_queue'\n[[policy.p.step]]\nkind = 'dial_owner'",
+     "agent_queue can only be the last step"),
+    ("[[policy.p.step]]\nkind = 'dial_owner'\n" * 11, "at most 10 dialling steps"),
     ("[[rule", "not valid TOML"),
 ])
 def test_bad_files_are_refused_with_a_clear_error(tmp_path, text, message):

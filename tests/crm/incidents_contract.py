@@ -82,3 +82,20 @@ class IncidentsContract:
         assert due.due_at == T0 + timedelta(minutes=15)
         resumed = await database.incidents.unresolved_in(("open",))
         assert sorted(i.plate for i in resumed) == ["E-later-plat", "E-normal", "N1"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_timeline_entry_moves_the_deadline_only_while_notifying(self, database):
+        notifying, _ = await database.incidents.open_or_join(new("N1", severity="routine", priority=50), T0)
+        await database.incidents.transition(notifying.id, "notify", "engine", "step 1", T0, step=1,
+                                            due_at=T0 + timedelta(minutes=2))
+        taken, _ = await database.incidents.open_or_join(new("A1"), T0)
+        await database.incidents.transition(taken.id, "escalate", "engine", "", T0)
+        await database.incidents.transition(taken.id, "acknowledge", "bob", "", T0, assignee="bob",
+                                            due_at=T0 + timedelta(minutes=15))
+        later = T0 + timedelta(hours=1)
+        for incident in (notifying, taken):
+            await database.incidents.update(incident.id, "engine", "call", "call: busy", T0, {},
+                                            due_if_notifying=later)
+        assert (await database.incidents.get(notifying.id)).due_at == later
+        assert (await database.incidents.get(taken.id)).due_at == T0 + timedelta(minutes=15)  # the agent's
+        assert [e.kind for e in (await database.incidents.get(taken.id)).timeline][-1] == "call"

@@ -36,12 +36,12 @@ RULES = """
 [policy.fast]
 [[policy.fast.step]]
 kind = "dial_owner"
-timeout = 60
+timeout = 90
 retry_after = 1
 retry = {busy = {times = 1, after = 1}, no_answer = {times = 1, after = 1}}
 [[policy.fast.step]]
 kind = "dial_backup"
-timeout = 60
+timeout = 90
 retry_after = 1
 retry = {busy = {times = 1, after = 1}, no_answer = {times = 1, after = 1}}
 

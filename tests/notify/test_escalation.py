@@ -2,8 +2,9 @@
 
 from datetime import datetime, timezone
 
+import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 
 from alarms.desk import IncidentDesk
 from crm.db import Database
@@ -142,20 +143,37 @@ async def test_an_invalid_number_is_not_retried_nor_dialled_in_later_loops(setup
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_step_deadline_outlasts_its_longest_retry_pause(setup):
+async def test_the_deadline_covers_each_call_then_the_pause_a_line_and_the_next_call(setup):
+    from alarms.policies import LINE_WAIT
+
     db, desk = setup
-    policy = {**RETRYING, "steps": [{"kind": "dial_owner", "timeout": 30, "retry_after": 5,
+    policy = {**RETRYING, "steps": [{"kind": "dial_owner", "timeout": 100, "retry_after": 5,
                                      "retry": {"busy": {"times": 1, "after": 600}}}, {"kind": "agent_queue"}]}
+    incident, _ = await db.incidents.open_or_join(NewIncident("P1", "power_cut", "routine", 50, "normal", policy, T0),
+                                                  T0)
     seen = []
 
     class Watching(ScriptedVerifier):
         async def verify(self, request):
-            seen.append((await db.incidents.search(plate="P1"))[0].due_at)
+            seen.append(((await db.incidents.get(incident.id)).due_at, desk.now()))
             return await super().verify(request)
 
-    done = await run_policy(db, desk, Watching(V.VERIFIED), policy)
-    step_started = next(e.time for e in done.timeline if e.kind == "notifying")
-    assert (seen[0] - step_started).total_seconds() >= 629  # 30 s call + the 600 s busy pause
+    clock = task.Clock()  # the policy's pauses; the database runs on the reactor
+    running = defer.Deferred.fromCoroutine(VerificationNotifier(
+        desk, db.vehicles, Watching(V.BUSY, V.VERIFIED), TrunkLines(2), clock).run(incident))
+    for _ in range(200):  # bounded: until the policy sleeps in its 600 s busy pause
+        if clock.getDelayedCalls():
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    pausing = await db.incidents.get(incident.id)
+    (call_due, call_at), = seen
+    assert 99 <= (call_due - call_at).total_seconds() <= 101  # the call: its step's timeout
+    paused_at = pausing.timeline[-1].time
+    assert pausing.timeline[-1].data["outcome"] == "busy"
+    assert (pausing.due_at - paused_at).total_seconds() == pytest.approx(600 + LINE_WAIT + 100, abs=1)
+    clock.advance(600)
+    await running
+    assert (await db.incidents.get(incident.id)).outcome == "owner_handled"
 
 
 @pytest_twisted.ensureDeferred
