@@ -26,6 +26,7 @@ import jinja2
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
 
 from callflows.media.g711 import encode_pcm16
 
@@ -109,24 +110,35 @@ class PromptLibrary:
         self._making: dict[str, list[Deferred[Prompt]]] = {}  # key being made -> the callers waiting for it
 
     async def _once(self, key: str, make: Callable[[], Awaitable[Prompt]]) -> Prompt:
-        """The prompt ``key``, made by one ``make()`` however many callers ask while it runs."""
+        """The prompt ``key``, made by one ``make()`` however many callers ask while it runs. The making
+        runs on its own, not in any caller's coroutine: a caller cancelled meanwhile (its call torn
+        down) stops waiting without cancelling the work the others wait for."""
         if key in self._loaded:
             return self._loaded[key]
+        waiter: Deferred[Prompt] = Deferred()
         waiters = self._making.get(key)
         if waiters is not None:
-            waiter: Deferred[Prompt] = Deferred()
             waiters.append(waiter)
-            return await waiter
-        self._making[key] = []
+        else:
+            self._making[key] = [waiter]  # before the making starts: it may finish at once
+            Deferred.fromCoroutine(self._make(key, make))
+        return await waiter
+
+    async def _make(self, key: str, make: Callable[[], Awaitable[Prompt]]) -> None:
         try:
-            prompt = self._loaded[key] = await make()
-        except Exception as e:
-            for waiter in self._making.pop(key):
-                waiter.errback(e)
-            raise
-        for waiter in self._making.pop(key):
-            waiter.callback(prompt)
-        return prompt
+            outcome: Prompt | Failure = await make()
+            self._loaded[key] = outcome
+        except BaseException:  # handed to every waiter, never raised here
+            outcome = Failure()
+        finally:
+            waiters = self._making.pop(key, [])
+        for waiter in waiters:
+            if waiter.called:  # a cancelled caller has already gone
+                continue
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
 
     def _cached(self, key: str) -> Path:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -134,11 +146,14 @@ class PromptLibrary:
 
     async def _convert(self, source: Path, target: Path) -> None:
         tmp = _work_file(target, "tmp")
-        code, err = await self._runner.run([self._sox, str(source), "-r", str(RATE), "-c", "1", "-b", "16",
-                                            "-e", "signed-integer", str(tmp)])
-        if code != 0 or not tmp.exists():
-            raise PromptError(f"sox could not convert {source.name}: {err.decode(errors='replace').strip()}")
-        os.replace(tmp, target)  # atomic, so a half-written file is never taken from the cache
+        try:
+            code, err = await self._runner.run([self._sox, str(source), "-r", str(RATE), "-c", "1", "-b", "16",
+                                                "-e", "signed-integer", str(tmp)])
+            if code != 0 or not tmp.exists():
+                raise PromptError(f"sox could not convert {source.name}: {err.decode(errors='replace').strip()}")
+            os.replace(tmp, target)  # atomic, so a half-written file is never taken from the cache
+        finally:
+            tmp.unlink(missing_ok=True)  # what a failed or cancelled sox left (gone after the rename)
 
     async def wav(self, path: Path | str) -> Prompt:
         path = Path(path)
@@ -172,10 +187,10 @@ class PromptLibrary:
         target = self._cached(key)
         if not target.exists():
             raw = _work_file(target, "espeak")
-            code, err = await self._runner.run([self._espeak, "-v", voice, "-w", str(raw), "--", text])
-            if code != 0 or not raw.exists():
-                raise PromptError(f"espeak-ng failed for voice {voice!r}: {err.decode(errors='replace').strip()}")
             try:
+                code, err = await self._runner.run([self._espeak, "-v", voice, "-w", str(raw), "--", text])
+                if code != 0 or not raw.exists():
+                    raise PromptError(f"espeak-ng failed for voice {voice!r}: {err.decode(errors='replace').strip()}")
                 await self._convert(raw, target)
             finally:
                 raw.unlink(missing_ok=True)

@@ -86,8 +86,9 @@ class NoticeCall:
                     readings += 1
         except CallEnded:
             pass  # they hung up: the notice was (partly) heard, the call still counts as answered
-        if not call.is_ended:
-            await call.hangup()
+        finally:
+            if not call.is_ended:  # also on a media error or a cancellation: never leave a call up
+                await call.hangup()
         duration = max(0.0, self.clock.seconds() - answered)
         return NoticeResult("confirmed" if confirmed else "answered", call.call_id, duration,
                             confirmed, readings)

@@ -143,6 +143,32 @@ def test_concurrent_callers_share_one_tts_run_and_work_files_are_unique(tmp_path
     for d in errors:
         with pytest.raises(PromptError):
             run_result(d)
+    assert list((tmp_path / "cache2").iterdir()) == []  # no work file left behind by the failed runs
+
+
+def test_a_cancelled_caller_does_not_cancel_the_prompt_others_wait_for(tmp_path):
+    from twisted.internet.defer import CancelledError
+
+    pending = []
+
+    class SlowRunner(FakeRunner):
+        async def run(self, argv):
+            d = Deferred()
+            pending.append(d)
+            await d
+            return await super().run(argv)
+
+    library = PromptLibrary(tmp_path / "cache", SlowRunner())
+    first = Deferred.fromCoroutine(library.tts("Notice"))
+    second = Deferred.fromCoroutine(library.tts("Notice"))
+    first.cancel()  # the first caller's call was torn down while espeak-ng ran
+    with pytest.raises(CancelledError):
+        run_result(first)
+    while pending:
+        pending.pop(0).callback(None)
+    prompt = run_result(second)
+    assert isinstance(prompt, Prompt)
+    assert run_result(Deferred.fromCoroutine(library.tts("Notice"))) is prompt  # made once, kept
 
 
 def run_result(d):

@@ -4,7 +4,7 @@ import pytest
 
 from callflows import Telephony
 from callflows.prompts import Prompt
-from notify.notice_call import NoticeCall
+from notify.notice_call import NoticeCall, NoticePrompts
 from tests.callflows.fakes import FakeNetwork, result, start, telephony_settings
 
 
@@ -115,3 +115,28 @@ def test_mandarin_confirmation_request(phones):
     start(notice_call(net, desk, spoken).prepare("您的车辆年检即将到期", "zh", True))
     net.run(0.1)
     assert spoken == [("您的车辆年检即将到期 确认收到请按1。", "zh"), ("谢谢，再见。", "zh")]
+
+
+def test_an_answered_call_is_hung_up_whatever_goes_wrong_while_reading():
+    from twisted.internet.task import Clock
+
+    class BrokenCall:
+        call_id, is_ended, hung_up = "c-1", False, 0
+
+        async def play(self, prompt, interruptible=False):
+            raise RuntimeError("media gone")
+
+        async def hangup(self):
+            self.hung_up += 1
+            self.is_ended = True
+
+    call = BrokenCall()
+
+    class Dialler:
+        async def dial(self, number, caller_id=None, ring_timeout=None):
+            return call
+
+    d = start(NoticeCall(Dialler(), Clock()).deliver("4000", NoticePrompts(Prompt.tone(440, 0.1), None), False))
+    with pytest.raises(RuntimeError, match="media gone"):
+        result(d)
+    assert call.hung_up == 1
