@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from twisted.application import service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 
 from alarms.desk import event_message
 from alarms.report import iso_utc
@@ -123,6 +123,7 @@ class WorkOrderDesk(service.Service):
         self.watch_sites = watch_sites
         self._sites: dict[str, _Site] = {}  # truck plate -> the site of the order it drives to
         self._arriving: set[int] = set()
+        self._telling: set[Deferred] = set()  # customer notices being sent
         self._consumer = None
 
     def now(self) -> datetime:
@@ -144,10 +145,11 @@ class WorkOrderDesk(service.Service):
 
     def stopService(self):
         super().stopService()
+        stopping = [self.notices_sent()]
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            return Deferred.fromCoroutine(consumer.stop_consuming())
-        return None
+            stopping.append(Deferred.fromCoroutine(consumer.stop_consuming()))
+        return DeferredList(stopping)
 
     # -- orders -------------------------------------------------------------------------------
     async def create(self, actor: str, *, incident_id: int | None = None, site: tuple[float, float] | None = None,
@@ -186,11 +188,24 @@ class WorkOrderDesk(service.Service):
         else:
             order = await self._nearest_order(new, lat, lon, capability)
         await self._after(order, actor)
-        try:
-            await self.notices.work_order_dispatched(order, order.truck_plate, order.eta_s, contact_phone)
-        except Exception as e:  # the truck is on its way regardless; the desk sees the order
-            log.error("work order %d: owner notice failed: %s", order.id, e)
+        self._tell_customer(order, contact_phone)
         return order
+
+    def _tell_customer(self, order: WorkOrder, phone: str | None) -> None:
+        """The customer's notice goes out in the background: an SMS, or a webhook retrying with backoff,
+        may take many seconds, and the dispatcher's request must not wait for it (nor be retried by an
+        impatient client, creating a second order). The timeline says what went."""
+        sending = Deferred.fromCoroutine(self.notices.work_order_dispatched(order, order.truck_plate, order.eta_s,
+                                                                            phone))
+        sending.addErrback(lambda f: log.error("work order %d: customer notice failed: %s", order.id,
+                                               f.getErrorMessage()))
+        if not sending.called:
+            self._telling.add(sending)
+            sending.addBoth(lambda _: self._telling.discard(sending))
+
+    def notices_sent(self) -> Deferred:
+        """Fires once every customer notice under way has finished (shutdown waits for them; tests too)."""
+        return DeferredList(list(self._telling))
 
     async def _nearest_order(self, new, lat: float, lon: float, capability: str | None) -> WorkOrder:
         for candidate in self.fleet.nearest(lat, lon, CANDIDATES, capability=capability):

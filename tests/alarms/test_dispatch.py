@@ -185,6 +185,7 @@ async def test_order_from_an_incident_life_cycle_timeline_and_notice(system):
     await place_fleet(pipeline, [p.fleet])
     incident = await open_incident(db)
     order = await p.desk.create("disp-1", incident_id=incident.id, capability="tow")
+    await p.desk.notices_sent()  # in the background: on the timeline before what follows
     assert (order.truck_plate, order.kind, order.status, order.customer_plate, order.contact_phone) == (
         "R1", "accident", "dispatched", "C1", "+8613900139000")
     assert order.distance_m == pytest.approx(distance_m(22.550, 114.050, *SITE))
@@ -319,3 +320,27 @@ async def test_an_old_fix_near_the_site_is_no_arrival(system):
     assert (await db.work_orders.get(order.id)).status == "dispatched"
     await report(pipeline, [p.fleet], "R1", 22.5401, 114.05, seconds=3600 + 30)
     await until(lambda: [m for k, m in events if k == "dispatch.work_order.on_site"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_customer_notice_does_not_hold_up_the_order(system):
+    db, pipeline, clock, process, events, _ = system
+    p = await process()
+    await place_fleet(pipeline, [p.fleet])
+    held = defer.Deferred()
+
+    class SlowNotices:  # an SMSC or a customer webhook taking its time (retries, backoff)
+        sent = []
+
+        async def work_order_dispatched(self, order, truck_plate, eta_s, phone):
+            await held
+            self.sent.append(order.id)
+
+    p.desk.notices = SlowNotices()
+    order = await p.desk.create("disp-1", site=SITE, kind="tow", contact_phone="13900139000")
+    assert order.status == "dispatched" and SlowNotices.sent == []
+    waiting = p.desk.notices_sent()
+    assert not waiting.called
+    held.callback(None)
+    await waiting
+    assert SlowNotices.sent == [order.id]

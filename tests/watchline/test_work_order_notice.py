@@ -80,6 +80,7 @@ async def test_a_dispatched_truck_is_texted_to_the_owner_and_noted_on_the_incide
     code, order = await call("POST", f"{base}/dispatch/work_orders", token, {"incident_id": incident.id})
     assert code == 201 and order["truck_plate"] == TRUCK, order
     minutes = max(1, round(order["eta_s"] / 60))
+    await app.dispatch.notices_sent()  # the notice goes out after the order is answered
     [notice] = [e for e in (await app.db.incidents.get(incident.id)).timeline if e.kind == "message"]
     assert TRUCK in notice.text and f"预计{minutes}分钟内到达" in notice.text and "+861390013****" in notice.text
     assert notice.data["work_order_id"] == order["id"]
