@@ -19,7 +19,7 @@ from watchline.config import Config
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "ingest", "worker", "api", "telephony")
-STOP_TIMEOUT = 30.0  # seconds one part may take to stop before shutdown goes on without it
+STOP_TIMEOUT = 60.0  # seconds the whole stop may take; a part still stopping then is cancelled
 
 
 class Watchline(service.MultiService):
@@ -169,20 +169,28 @@ class Watchline(service.MultiService):
         return self._notices
 
     def stopService(self) -> Deferred:  # noqa: N802 - twisted's name
-        """Stop the children one at a time, last started first, each after the one before has
-        finished: listeners close, then calls hang up and workers drain while the bus and the
-        database they write to still run (MultiService would stop them all at once, so a call ending
-        during shutdown found the database gone). A child that has not stopped in
-        ``STOP_TIMEOUT`` seconds is logged and left behind, so shutdown always ends."""
+        """Stop the children one at a time, last added first, each after the one before has finished:
+        the API and the workers stop (calls hang up, notices finish) while the bus and the database they
+        write to still run — MultiService would stop them all at once, so a call ending during shutdown
+        found the database gone. The whole stop gets ``STOP_TIMEOUT`` seconds: a part still stopping
+        then is cancelled and logged, and the rest are asked to stop without waiting, so shutdown ends
+        well inside a supervisor's stop timeout (systemd's default is 90 s)."""
         service.Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_children())
 
     async def _stop_children(self) -> None:
+        deadline = self.reactor.seconds() + STOP_TIMEOUT
         for child in reversed(list(self)):
+            name = getattr(child, "name", None) or type(child).__name__
+            left = deadline - self.reactor.seconds()
+            stopping = maybeDeferred(child.stopService)
+            if left <= 0:  # out of time: asked to stop, not waited for
+                stopping.addErrback(lambda f, name=name: log.error("stopping %s failed: %s", name, f.getErrorMessage()))
+                continue
             try:
-                await maybeDeferred(child.stopService).addTimeout(STOP_TIMEOUT, self.reactor)
+                await stopping.addTimeout(left, self.reactor)
             except Exception as e:
-                log.error("stopping %s failed: %s", getattr(child, "name", None) or type(child).__name__, e)
+                log.error("stopping %s failed: %s", name, str(e) or type(e).__name__)
 
     def wants(self, *roles: str) -> bool:
         return self.role == "all" or self.role in roles
