@@ -8,6 +8,7 @@ alarm rules file (a bad file is logged and the rules in force stay).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -88,17 +89,22 @@ def tune_gc() -> None:
 def _stop_once_on_signals(reactor) -> None:
     """SIGTERM/SIGINT stop the reactor once. Twisted's own handlers call ``reactor.stop`` on every
     signal, so a second one while the parts are still stopping (an impatient supervisor, ``timeout``
-    forwarding the signal it got) raised ReactorNotRunning into the log; here it is only noted.
-    Installed once the reactor runs, replacing Twisted's."""
-    stopping: list[int] = []
+    forwarding the signal it got) raised ReactorNotRunning into the log; here it is only noted, and a
+    third ends the process at once (the operator means it). A shutdown begun otherwise (start-up
+    failed) counts as stopping too. Installed once the reactor runs, replacing Twisted's."""
+    signals: list[int] = []
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: signals or signals.append(0))
 
     def handler(signum, _frame) -> None:
-        if stopping:
-            reactor.callFromThread(log.info, "signal %d: already stopping", signum)
-            return
-        stopping.append(signum)
-        reactor.callFromThread(log.info, "signal %d: stopping", signum)
-        reactor.callFromThread(reactor.stop)
+        signals.append(signum)
+        if len(signals) == 1:
+            reactor.callFromThread(log.info, "signal %d: stopping", signum)
+            reactor.callFromThread(reactor.stop)
+        elif len(signals) < 3:
+            reactor.callFromThread(log.info, "signal %d: already stopping (once more to quit at once)", signum)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)

@@ -100,6 +100,9 @@ def test_a_second_sigterm_while_stopping_does_not_stop_the_reactor_again():
         def callFromThread(self, f, *args):  # noqa: N802
             f(*args)
 
+        def addSystemEventTrigger(self, phase, event, f):  # noqa: N802
+            self.before_shutdown = f
+
         def stop(self):
             self.stops += 1
 
@@ -110,8 +113,13 @@ def test_a_second_sigterm_while_stopping_does_not_stop_the_reactor_again():
         handler = signal.getsignal(signal.SIGTERM)
         handler(signal.SIGTERM, None)
         handler(signal.SIGTERM, None)  # Twisted's handler would call stop() again: ReactorNotRunning
-        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
         assert reactor.stops == 1
+
+        stopped_otherwise = Reactor()
+        _stop_once_on_signals(stopped_otherwise)
+        stopped_otherwise.before_shutdown()  # start-up failed: the reactor is stopping already
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        assert stopped_otherwise.stops == 0
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
