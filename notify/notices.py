@@ -90,7 +90,8 @@ class Notices:
         try:
             await self.desk.attempt(message.incident_id, text, {
                 "work_order_id": order_id, "delivery_ids": [d.id for d in sent], "truck": truck_plate,
-                "eta_s": eta_s, "sent": any(d.status in _SENT for d in sent)}, kind="message")
+                "eta_s": eta_s, "sent": any(d.status in _SENT for d in sent),
+                "channels": [[d.channel, d.status] for d in sent]}, kind="message")
         except Exception as e:  # the notice went (or not) regardless; its deliveries are recorded
             log.warning("work order %s: incident %s timeline not updated: %s", order_id, message.incident_id, e)
 

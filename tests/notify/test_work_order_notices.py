@@ -26,7 +26,7 @@ async def test_no_channel_at_all_still_puts_the_text_on_the_timeline_as_not_sent
     assert entry.text.startswith(f"work order {rig.order.id}: notice to the customer +861380013**** — "
                                  f"SMS not sent (no SMS channel): {BODY}")
     assert entry.data == {"work_order_id": rig.order.id, "delivery_ids": [], "truck": "京B999", "eta_s": 1290.0,
-                          "sent": False}
+                          "sent": False, "channels": []}
     assert await rig.db.deliveries.search() == []
 
 
@@ -39,6 +39,7 @@ async def test_without_a_phone_the_webhooks_still_go_and_the_timeline_says_why_n
     assert entry.text.startswith(f"work order {rig.order.id}: notice to the customer (no phone number) — "
                                  "SMS not sent (no phone number), webhook sent: 【Watchline】救援车京B999已出发")
     assert entry.data["sent"] is True and entry.data["delivery_ids"] == [hook.id]
+    assert entry.data["channels"] == [["webhook", "sent"]]  # sent: the webhook, not the customer's phone
 
 
 @pytest_twisted.ensureDeferred
@@ -49,6 +50,7 @@ async def test_a_refused_sms_is_on_the_timeline_as_failed_with_the_reason(rig): 
     assert entry.text.startswith(f"work order {rig.order.id}: notice to the customer cal**** — "
                                  "sms failed (not a phone number: 'call me'): ")
     assert entry.data["sent"] is False and entry.data["delivery_ids"] == [d.id]
+    assert entry.data["channels"] == [["sms", "failed"]]
 
 
 @pytest_twisted.ensureDeferred
