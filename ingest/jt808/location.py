@@ -257,17 +257,22 @@ def _read_items(
         elif item_id == 0x03 and size == 2:
             extras["recorder_speed_kmh"] = _WORD.unpack_from(body, start)[0] / 10
         else:
-            value = body[start:pos]
-            handler = _STANDARD_ITEMS.get(item_id << 8 | size)
-            if handler is not None:
-                handler(value, alarm_word, raw_alarms, extras)
-            else:
-                if vendor is None:
-                    vendor = {}
-                vendor[item_id] = value
+            vendor = _interpret(item_id, body[start:pos], alarm_word, raw_alarms, extras, vendor)
+    return satellites, (decode_vendor_items(vendor, extras, model) if vendor else None)
+
+
+def _interpret(item_id: int, value: bytes, alarm_word: int, raw_alarms: dict, extras: dict,
+               vendor: dict[int, bytes] | None) -> dict[int, bytes] | None:
+    """A standard item into ``extras``/``raw_alarms``; any other kept in ``vendor`` (made on first
+    use) for ``vendor_items``. Returns ``vendor``."""
+    handler = _STANDARD_ITEMS.get(item_id << 8 | len(value))
+    if handler is not None:
+        handler(value, alarm_word, raw_alarms, extras)
+        return vendor
     if vendor is None:
-        return satellites, None
-    return satellites, decode_vendor_items(vendor, extras, model)
+        vendor = {}
+    vendor[item_id] = value
+    return vendor
 
 
 def _undo(extras: dict, kept_extras: int, raw_alarms: dict, kept_raw: int) -> None:
@@ -297,20 +302,11 @@ def _apply_items(
     satellites = None
     vendor: dict[int, bytes] | None = None
     for item_id, value in items.items():
-        size = len(value)
-        if item_id == 0x31 and size == 1:
+        if item_id == 0x31 and len(value) == 1:
             satellites = value[0]
-            continue
-        handler = _STANDARD_ITEMS.get(item_id << 8 | size)
-        if handler is not None:
-            handler(value, alarm_word, raw_alarms, extras)
         else:
-            if vendor is None:
-                vendor = {}
-            vendor[item_id] = value
-    if vendor is None:
-        return satellites, None
-    return satellites, decode_vendor_items(vendor, extras, model)
+            vendor = _interpret(item_id, value, alarm_word, raw_alarms, extras, vendor)
+    return satellites, (decode_vendor_items(vendor, extras, model) if vendor else None)
 
 
 # The standard additional items (jt808.md §4.1) other than 0x31 (satellites, which goes into the
