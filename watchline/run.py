@@ -26,6 +26,11 @@ def run_server(config: Config, reactor: Any, role: str = "all", demo: bool = Fal
     from watchline.service import Watchline
 
     twlog.PythonLoggingObserver().start()
+    phones = None
+    if demo:
+        from watchline.demo import demo_config
+
+        config, phones = demo_config(config)
     engine = create_engine(config.database.url)
     try:
         if engine.dialect.name == "sqlite":
@@ -61,7 +66,8 @@ def run_server(config: Config, reactor: Any, role: str = "all", demo: bool = Fal
         if demo:
             from watchline.demo import start_demo
 
-            start_demo(app, reactor)
+            started = start_demo(app, reactor, phones)
+            started.addCallback(lambda demo: reactor.addSystemEventTrigger("before", "shutdown", demo.shutdown))
 
     reactor.callWhenRunning(start)
     reactor.callWhenRunning(_stop_once_on_signals, reactor)
