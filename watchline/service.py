@@ -121,7 +121,7 @@ class Watchline(service.MultiService):
 
             self.jt808 = Jt808ServerFactory(self.ingest, self.reactor, ConnectionLimits(
                 c.idle_timeout, c.max_frame_bytes, c.max_buffer_bytes, c.max_bad_frames, c.jt808_accept_unknown))
-            _listen(c.jt808, self.jt808, "jt808").setServiceParent(self)
+            TerminalListener(c.jt808, self.jt808, "jt808").setServiceParent(self)
         if c.gt06:
             from ingest.gt06.server import Gt06ServerFactory
             from watchline.config import utc_offset
@@ -129,7 +129,7 @@ class Watchline(service.MultiService):
             self.gt06 = Gt06ServerFactory(self.ingest, self.reactor, ConnectionLimits(
                 c.idle_timeout, c.max_frame_bytes, c.max_buffer_bytes, c.max_bad_frames, c.gt06_accept_unknown),
                 utc_offset=utc_offset(c.gt06_timezone), ack_locations=c.gt06_ack_locations)
-            _listen(c.gt06, self.gt06, "gt06").setServiceParent(self)
+            TerminalListener(c.gt06, self.gt06, "gt06").setServiceParent(self)
 
     def _notifier(self):
         """Verification calls when this process has telephony and a trunk; else straight to the agents."""
@@ -221,6 +221,28 @@ def telephony_settings(config: Config):
             ring_timeout=c.ring_timeout)
     except SettingsError as e:
         raise ConfigError(f"sip: {e}") from None
+
+
+class TerminalListener(service.MultiService):
+    """A terminal server's listening port. Stopping it also closes the terminals' connections (they
+    reconnect to another ingest process, or to this one when it is back): otherwise they would go on
+    sending reports into a process whose bus is stopping, unacknowledged. Reports already being
+    handled still reach the bus, which stops after this."""
+
+    def __init__(self, endpoint: str, factory: Any, name: str) -> None:
+        super().__init__()
+        self.factory = factory
+        self.setName(name)
+        strports.service(endpoint, factory).setServiceParent(self)
+
+    def stopService(self) -> Deferred:  # noqa: N802 - twisted's name
+        stopped = maybeDeferred(super().stopService)
+
+        def close(_):
+            for connection in list(self.factory.connections):
+                connection.transport.loseConnection()
+
+        return stopped.addCallback(close)
 
 
 def _listen(endpoint: str, factory: Any, name: str) -> service.Service:

@@ -110,12 +110,14 @@ class Jt808Protocol(Protocol):
         if no_delay is not None:
             no_delay(True)  # acks are tiny and awaited one by one: do not let Nagle hold them
         self.factory.stats.connections += 1
+        self.factory.connections.add(self)
         self._write = immediate_writer(self.transport)  # answers leave now, not on the next reactor turn
         self._last_seen = self._clock.seconds()
         self._idle_call = self._clock.callLater(self.factory.limits.idle_timeout, self._check_idle)
 
     def connectionLost(self, reason=None) -> None:
         self._connected = False
+        self.factory.connections.discard(self)
         self._queue.clear()
         self._queued_bytes = 0
         if self._idle_call is not None and self._idle_call.active():
@@ -503,6 +505,7 @@ class Jt808ServerFactory(Factory):
         self.registry = registry if registry is not None else Jt808Sessions(clock)
         self.reassembly_timeout = reassembly_timeout
         self.stats = ServerStats()
+        self.connections: set[Jt808Protocol] = set()  # open ones (closed when the server stops)
 
     def buildProtocol(self, addr) -> Jt808Protocol:
         return Jt808Protocol(self)

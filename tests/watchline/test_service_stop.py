@@ -65,3 +65,41 @@ async def test_a_part_that_never_stops_does_not_hold_up_shutdown(tmp_path, monke
     await app.stopService()
     assert not app.db.running
     assert "stopping Stuck failed" in caplog.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_closes_the_terminals_connections(tmp_path):
+    from twisted.internet import protocol
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    from tests.conftest import free_port
+
+    jt808, gt06 = free_port(), free_port()
+    config = load_config(environ={"WATCHLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+                                  "WATCHLINE_API_LISTEN": "", "WATCHLINE_SIP_LISTEN": "",
+                                  "WATCHLINE_INGEST_JT808": f"tcp:{jt808}:interface=127.0.0.1",
+                                  "WATCHLINE_INGEST_GT06": f"tcp:{gt06}:interface=127.0.0.1"})
+    app = Watchline(config, reactor)
+    upgrade(app.db.engine)
+    app.startService()
+
+    class Terminal(protocol.Protocol):
+        def __init__(self):
+            self.closed = Deferred()
+
+        def connectionLost(self, reason=None):  # noqa: N802
+            self.closed.callback(None)
+
+    terminals = [Terminal(), Terminal()]
+    try:
+        for port, term in zip((jt808, gt06), terminals, strict=True):
+            await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), term)
+        for _ in range(100):  # bounded: the server side has accepted both
+            if app.jt808.connections and app.gt06.connections:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+    finally:
+        await app.stopService()
+    for term in terminals:  # the server closed them (a still-open one would never fire)
+        await term.closed.addTimeout(5, reactor)
+    assert not app.jt808.connections and not app.gt06.connections
