@@ -59,10 +59,15 @@ class Notices:
 
     async def incident_notice(self, incident, phone: str, language: str | None,
                               place: str | None = None) -> Delivery | None:
-        """The routine alarm told by SMS (quiet hours); None when SMS is off."""
+        """The routine alarm told by SMS (quiet hours), with a copy to the owner's e-mail addresses when
+        e-mail is configured; returns the SMS's delivery, None when SMS is off (an e-mail alone is not
+        relied on to reach someone at night: the caller phones instead)."""
         if not self.can_sms:
             return None
-        return await self._sms(self.renderer.incident_notice(incident, phone, language, place))
+        message = self.renderer.incident_notice(incident, phone, language, place)
+        delivery = await self._sms(message)
+        await self._emails(message, incident.plate)
+        return delivery
 
     async def work_order_dispatched(self, order, truck_plate: str, eta_s: float | None,
                                     phone: str | None) -> list[Delivery]:
@@ -77,6 +82,7 @@ class Notices:
         else:
             unsent.append("SMS not sent (" + ("no SMS channel" if phone else "no phone number") + ")")
             log.warning("work order %s: %s for %s", order.id, unsent[0], masked(phone) if phone else "the customer")
+        sent.extend(await self._emails(message, getattr(order, "customer_plate", None)))
         sent.extend(await self._webhooks(message))
         outcome = ", ".join([*unsent, *(_outcome(d) for d in sent)])
         if self.desk is not None and message.incident_id is not None:
@@ -105,6 +111,15 @@ class Notices:
     async def _sms(self, message: Message) -> Delivery:
         # A number that will not parse still goes to the channel, which refuses it: the failure is recorded.
         return await self.channels.send("sms", message.to(e164(message.recipient, self.region) or message.recipient))
+
+    async def _emails(self, message: Message, plate: str | None) -> list[Delivery]:
+        """The notice to every e-mail address of the plate's owner (the fleet's ``email`` column)."""
+        if "email" not in self.channels or not plate or self.vehicles is None:
+            return []
+        vehicle = await self.vehicles.get_by_plate(plate)
+        owner = vehicle.owner if vehicle is not None else None
+        addresses = [c.value for c in (owner.contacts if owner is not None else ()) if c.kind == "email"]
+        return [await self.channels.send("email", message.to(address)) for address in addresses]
 
     async def _webhooks(self, message: Message) -> list[Delivery]:
         if "webhook" not in self.channels:

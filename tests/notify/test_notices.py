@@ -130,3 +130,25 @@ def test_registry_from_config():
     assert full.names == ["email", "sms", "voice", "webhook"]
     assert full["webhook"].retries == 5 and full["webhook"].urls == ("https://x.example/h",)
     assert full["sms"].source == "10690000" and full["sms"].parent is full  # started and stopped with the registry
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_owners_email_gets_a_copy_of_their_notices(rig):
+    await rig.db.vehicles.import_rows(rows({"plate": "京A12345", "terminal_id": "11", "email": "zhang@example.cn"}),
+                                      "test")
+    sms, email = RecordingChannel("sms"), RecordingChannel("email")
+    service = notices(rig, sms, email)
+    sent = await service.work_order_dispatched(rig.order, "京B999", 1290.0, "13800138000")
+    assert [(d.channel, d.recipient) for d in sent] == [("sms", "+8613800138000"), ("email", "zhang@example.cn")]
+    assert email.sent[0].body == sms.sent[0].body and email.sent[0].work_order_id == rig.order.id
+    timeline = (await rig.db.incidents.get(rig.incident.id)).timeline
+    assert "sms sent, email sent:" in timeline[-1].text
+
+    incident = await rig.db.incidents.get(rig.incident.id)
+    delivery = await service.incident_notice(incident, "13800138000", "zh")
+    assert delivery.channel == "sms" and [m.recipient for m in email.sent] == ["zhang@example.cn"] * 2
+    assert email.sent[1].incident_id == incident.id
+
+    no_email = notices(rig, RecordingChannel("sms"))  # e-mail not configured: SMS only, as before
+    assert [d.channel for d in await no_email.work_order_dispatched(rig.order, "京B999", 60.0, "13800138000")] == [
+        "sms"]
