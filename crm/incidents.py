@@ -247,7 +247,11 @@ class IncidentsStore:
         pausing between calls) and leaves any other's alone — an agent's acknowledgement deadline, or
         none. The incident comes back without its timeline."""
         if due_if_notifying is not None:
-            changes["due_at"] = sa.case((incidents.c.state == "notifying", due_if_notifying), else_=incidents.c.due_at)
+            # Bound with the column's own type: a bare datetime would go to PostgreSQL as timestamptz and
+            # be stored in the server's local time.
+            changes["due_at"] = sa.case((incidents.c.state == "notifying", sa.literal(due_if_notifying,
+                                                                                        incidents.c.due_at.type)),
+                                        else_=incidents.c.due_at)
 
         def _thd(conn):
             row = conn.execute(incidents.update().where(incidents.c.id == incident_id)
