@@ -31,7 +31,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from alarms.incident import Incident, IncidentStateError
-from alarms.policies import RETRYABLE, call_deadline, dial_steps, pause_deadline, retry_rule
+from alarms.policies import LINE_WAIT, RETRYABLE, call_deadline, dial_steps, pause_deadline, retry_rule
 from notify.lines import EMERGENCY, INCIDENT, TrunkLines
 from notify.pin_check import VerificationOutcome as V
 from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
@@ -39,8 +39,8 @@ from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
 log = logging.getLogger(__name__)
 
 
-QUIET_STEP_TIMEOUT = 120.0
-_RETRYABLE = frozenset(V(o) for o in RETRYABLE)  # an SMS notice that has not concluded by then is the sweep's to escalate
+QUIET_STEP_TIMEOUT = 120.0  # an SMS notice that has not concluded by then is the sweep's to escalate
+_RETRYABLE = frozenset(V(o) for o in RETRYABLE)
 
 
 def masked(number: str) -> str:
@@ -173,10 +173,13 @@ class VerificationNotifier:
         await self.desk.notify(incident.id, 1, f"quiet hours ({window}): an SMS to the owner {masked(owner)} "
                                                "instead of a call", timeout=QUIET_STEP_TIMEOUT)
         delivery = await self.notices.incident_notice(incident, owner, language)
+        steps = dial_steps(incident.policy)
+        # A failed SMS: the owner is called after all, once a line is free — the deadline allows for that.
+        calling = LINE_WAIT + call_deadline(steps[0]) if delivery.status == "failed" and steps else None
         await self.desk.attempt(incident.id, f"SMS to the owner: {delivery.status}"
                                 + (f" ({delivery.error})" if delivery.error else ""), {
                                     "delivery_id": delivery.id, "channel": "sms", "status": delivery.status,
-                                    "external_id": delivery.external_id}, kind="message")
+                                    "external_id": delivery.external_id}, kind="message", next_within=calling)
         if delivery.status == "failed":
             return False
         await self.desk.escalate(incident.id, "quiet hours: SMS sent to the owner; to the agents as routine",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import phonenumbers
+from twisted.internet.defer import Deferred, DeferredList
 
 from crm.deliveries import Delivery
 from notify.channels import Channels, Message
@@ -52,6 +53,7 @@ class Notices:
         self.renderer = renderer or NoticeRenderer()
         self.vehicles = vehicles  # to speak a customer's language when the notice names their plate
         self.region = region
+        self._sending: set[Deferred] = set()  # e-mail copies going out in the background
 
     @property
     def can_sms(self) -> bool:
@@ -66,8 +68,21 @@ class Notices:
             return None
         message = self.renderer.incident_notice(incident, phone, language, place)
         delivery = await self._sms(message)
-        await self._emails(message, incident.plate)
+        self._in_background(self._emails(message, incident.plate), f"incident {incident.id}: e-mail copy")
         return delivery
+
+    def _in_background(self, coro, what: str) -> None:
+        """A copy that must not hold up what waits for the SMS (a mail server retrying for a minute
+        would eat the policy step's deadline); its deliveries are recorded as usual."""
+        sending = Deferred.fromCoroutine(coro)
+        sending.addErrback(lambda f: log.error("%s failed: %s", what, f.getErrorMessage()))
+        if not sending.called:
+            self._sending.add(sending)
+            sending.addBoth(lambda _: self._sending.discard(sending))
+
+    def sent(self) -> Deferred:
+        """Fires once the copies under way have gone (shutdown and tests wait on it)."""
+        return DeferredList(list(self._sending), consumeErrors=True)
 
     async def work_order_dispatched(self, order, truck_plate: str, eta_s: float | None,
                                     phone: str | None) -> list[Delivery]:

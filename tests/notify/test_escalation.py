@@ -311,12 +311,23 @@ async def test_a_failed_sms_falls_back_to_calling(setup, smsc):
 
     (db, desk), (server, notices) = setup, smsc
     server.refuse = [CommandStatus.ESME_RINVDSTADR]
+    allowed = []
+    attempt = desk.attempt
+
+    async def recording_attempt(incident_id, text, data, kind="call", next_within=None):
+        allowed.append((text, next_within))
+        return await attempt(incident_id, text, data, kind, next_within)
+
+    desk.attempt = recording_attempt
     verifier = ScriptedVerifier(V.VERIFIED)
     done = await run_at(db, desk, verifier, notices(db))
     assert verifier.dialled == ["+8613800138000"] and done.state == "resolved"
     kinds = [e.kind for e in done.timeline]
     assert kinds == ["opened", "notifying", "message", "notifying", "call", "verify", "resolve"]
     assert done.timeline[2].text == "SMS to the owner: failed (SMSC refused part 1/2: ESME_RINVDSTADR (Invalid Dest Addr))"
+    from alarms.policies import LINE_WAIT
+    # The failed SMS's entry gives the policy time for a line and the call (not the SMS step's 120 s).
+    assert allowed[0] == (done.timeline[2].text, LINE_WAIT + POLICY["steps"][0]["timeout"])
 
 
 @pytest_twisted.ensureDeferred

@@ -146,9 +146,35 @@ async def test_the_owners_email_gets_a_copy_of_their_notices(rig):
 
     incident = await rig.db.incidents.get(rig.incident.id)
     delivery = await service.incident_notice(incident, "13800138000", "zh")
+    await service.sent()  # the e-mail copy goes in the background: the SMS does not wait for it
     assert delivery.channel == "sms" and [m.recipient for m in email.sent] == ["zhang@example.cn"] * 2
     assert email.sent[1].incident_id == incident.id
 
     no_email = notices(rig, RecordingChannel("sms"))  # e-mail not configured: SMS only, as before
     assert [d.channel for d in await no_email.work_order_dispatched(rig.order, "京B999", 60.0, "13800138000")] == [
         "sms"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_mail_server_does_not_hold_up_the_quiet_hours_sms(rig):
+    from twisted.internet.defer import Deferred
+
+    await rig.db.vehicles.import_rows(rows({"plate": "京A12345", "terminal_id": "11", "email": "zhang@example.cn"}),
+                                      "test")
+    held = Deferred()
+
+    class SlowMail(RecordingChannel):
+        async def send(self, message):
+            await held  # a mail server timing out and retrying
+            return await super().send(message)
+
+    mail = SlowMail("email")
+    service = notices(rig, RecordingChannel("sms"), mail)
+    incident = await rig.db.incidents.get(rig.incident.id)
+    delivery = await service.incident_notice(incident, "13800138000", "zh")
+    assert delivery.status == "sent" and mail.sent == []
+    copies = service.sent()
+    assert not copies.called
+    held.callback(None)
+    await copies
+    assert [m.recipient for m in mail.sent] == ["zhang@example.cn"]
