@@ -32,6 +32,7 @@ from geo.geodesy import check_position, distance_m
 log = logging.getLogger(__name__)
 
 CANDIDATES = 5  # nearest trucks tried in turn when another desk takes one first
+NOTICE_STOP_WAIT = 10.0  # seconds shutdown waits for customer notices still being sent
 # A fix older than its order by more than this is no arrival (a blind-zone upload of yesterday's
 # route); the slack forgives terminal clocks a little behind the server's.
 ARRIVAL_CLOCK_SLACK = 600.0
@@ -92,6 +93,12 @@ class TimelineNotices:
             {"work_order_id": order.id, "delivery_ids": [], "truck": truck_plate, "eta_s": eta_s, "sent": False})
 
 
+def _log_stop_failures(results) -> None:
+    for ok, result in results:
+        if not ok:  # a notice still going (timed out), or the bus refusing to cancel the consumer
+            log.warning("work-order desk: stopping: %s", result.getErrorMessage() or type(result.value).__name__)
+
+
 def order_message(order: WorkOrder) -> dict[str, Any]:
     """The ``dispatch.work_order.<status>`` event body."""
     body = order.to_json()
@@ -145,11 +152,13 @@ class WorkOrderDesk(service.Service):
 
     def stopService(self):
         super().stopService()
-        stopping = [self.notices_sent()]
+        # Notices under way get a little time (a webhook retrying with backoff must not hold up the
+        # rest of the shutdown); what has not gone by then is in its deliveries as pending.
+        stopping = [self.notices_sent().addTimeout(NOTICE_STOP_WAIT, self.clock)]
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             stopping.append(Deferred.fromCoroutine(consumer.stop_consuming()))
-        return DeferredList(stopping)
+        return DeferredList(stopping, consumeErrors=True).addCallback(_log_stop_failures)
 
     # -- orders -------------------------------------------------------------------------------
     async def create(self, actor: str, *, incident_id: int | None = None, site: tuple[float, float] | None = None,

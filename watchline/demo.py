@@ -82,7 +82,11 @@ class DemoPhones:
         self.answered: dict[str, int] = {}
 
     def start(self) -> None:
-        self.telephony.startService()
+        try:
+            self.telephony.startService()
+        except Exception:  # the port was taken meanwhile: nothing of ours is left behind
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
 
     async def stop(self) -> None:
         await self.telephony.stopService()

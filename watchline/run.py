@@ -67,7 +67,8 @@ def run_server(config: Config, reactor: Any, role: str = "all", demo: bool = Fal
             from watchline.demo import start_demo
 
             started = start_demo(app, reactor, phones)
-            started.addCallback(lambda demo: reactor.addSystemEventTrigger("before", "shutdown", demo.shutdown))
+            started.addCallbacks(lambda demo: reactor.addSystemEventTrigger("before", "shutdown", demo.shutdown),
+                                 lambda f: log.error("demo did not start: %s", f.getErrorMessage()))
 
     reactor.callWhenRunning(start)
     reactor.callWhenRunning(_stop_once_on_signals, reactor)

@@ -344,3 +344,24 @@ async def test_a_slow_customer_notice_does_not_hold_up_the_order(system):
     held.callback(None)
     await waiting
     assert SlowNotices.sent == [order.id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_waits_a_little_for_a_notice_then_goes_on(system, monkeypatch):
+    import alarms.dispatch as dispatch
+
+    db, pipeline, clock, process, events, _ = system
+    p = await process()
+    await place_fleet(pipeline, [p.fleet])
+
+    class StuckNotices:  # a customer webhook that never answers
+        async def work_order_dispatched(self, order, truck_plate, eta_s, phone):
+            await defer.Deferred()
+
+    p.desk.notices = StuckNotices()
+    await p.desk.create("disp-1", site=SITE, kind="tow", contact_phone="13900139000")
+    monkeypatch.setattr(dispatch, "NOTICE_STOP_WAIT", 5.0)
+    stopping = defer.maybeDeferred(p.desk.stopService)
+    assert not stopping.called
+    clock.advance(5)  # the desk's clock
+    await stopping
