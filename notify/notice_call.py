@@ -36,6 +36,7 @@ class NoticeResult:
     duration_s: float  # from the answer to the hang-up; 0 when not answered
     confirmed: bool | None  # None unless the campaign asks for a confirmation and the call was answered
     readings: int = 0  # how many times the notice was read out to the end
+    detail: str | None = None  # the telephony's own outcome when the call did not connect (rejected, ...)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class NoticeCall:
         try:
             call = await self.telephony.dial(number, caller_id=caller_id, ring_timeout=self.ring_timeout)
         except CallNotConnected as e:
-            return NoticeResult(_NOT_CONNECTED.get(e.outcome, "failed"), None, 0.0, None)
+            return NoticeResult(_NOT_CONNECTED.get(e.outcome, "failed"), None, 0.0, None, detail=e.outcome.value)
         answered = self.clock.seconds()
         confirmed = None
         readings = 0

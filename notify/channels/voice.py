@@ -35,7 +35,8 @@ class VoiceChannel:
         async with self.lines.line(self.priority):
             result = await self.call.deliver(message.recipient, prompts, False, self.caller_id, repeat=self.repeat)
         if result.outcome in _NOT_ANSWERED:
-            raise DeliveryFailed(f"call not answered: {_NOT_ANSWERED[result.outcome]}",
+            detail = f" ({result.detail})" if result.detail and result.detail != result.outcome else ""
+            raise DeliveryFailed(f"call not answered: {_NOT_ANSWERED[result.outcome]}{detail}",
                                  permanent=result.outcome == "invalid_number")
         if not result.readings:  # hung up during the first reading: they did not get it
             raise DeliveryFailed(f"hung up before the notice was read out (call {result.call_id})", permanent=False)

@@ -54,7 +54,7 @@ def test_answered_call_hears_the_notice_twice_and_is_delivered(phones):
     assert lines.in_use == 0 and lines.peak == 1
 
 
-@pytest.mark.parametrize("status, permanent", [(486, False), (404, True)])
+@pytest.mark.parametrize("status, permanent", [(486, False), (404, True), (603, False)])
 def test_busy_fails_and_a_bad_number_fails_for_good(phones, status, permanent):
     net, desk, owner = phones
 
@@ -67,6 +67,8 @@ def test_busy_fails_and_a_bad_number_fails_for_good(phones, status, permanent):
     with pytest.raises(DeliveryFailed) as failed:
         result(d)
     assert failed.value.permanent is permanent and "call not answered" in failed.value.reason
+    if status == 603:  # declined: retried like busy, but the delivery's error says what happened
+        assert failed.value.reason == "call not answered: busy (rejected)"
 
 
 def test_hang_up_during_the_first_reading_is_not_delivered(phones):
