@@ -73,6 +73,11 @@ class Watchline(service.MultiService):
                 notice = NoticeCall(self.telephony, reactor, ring_timeout=config.sip.ring_timeout)
                 self.campaigns = CampaignRunner(self.db, self.bus, notice, self.trunk_lines(), reactor)
                 self.campaigns.setServiceParent(self)
+                if self.role == "telephony":  # the workers' routine incidents are phoned from here
+                    from notify.policy_requests import PolicyRunner
+
+                    PolicyRunner(self.db, self.bus, self._notifier(),
+                                 queue=f"{config.mq.exchange}.policies").setServiceParent(self)
         self.engine = None
         if self.wants("worker"):
             from alarms.engine import AlarmEngine
@@ -82,7 +87,7 @@ class Watchline(service.MultiService):
             PositionRecorder(self.db, self.bus, self.live, reactor, config.ingest.position_batch_size,
                              config.ingest.position_flush_interval).setServiceParent(self)
             self.engine = AlarmEngine(self.db, self.bus, self.live, reactor, self.desk,
-                                      rules=load_rules(config.alarms.rules), notifier=self._notifier(),
+                                      rules=load_rules(config.alarms.rules), notifier=self._engine_notifier(),
                                       rules_path=config.alarms.rules, queue=f"{config.mq.exchange}.alarms")
             self.engine.setServiceParent(self)
         self.fleet = self.dispatch = None
@@ -130,6 +135,15 @@ class Watchline(service.MultiService):
                 c.idle_timeout, c.max_frame_bytes, c.max_buffer_bytes, c.max_bad_frames, c.gt06_accept_unknown),
                 utc_offset=utc_offset(c.gt06_timezone), ack_locations=c.gt06_ack_locations)
             TerminalListener(c.gt06, self.gt06, "gt06").setServiceParent(self)
+
+    def _engine_notifier(self):
+        """A worker process asks the telephony processes over the bus (notify.policy_requests); the
+        all-in-one process phones itself when it has a trunk, else routine alarms go to the agents."""
+        if self.role == "worker":
+            from notify.policy_requests import PolicyRequests
+
+            return PolicyRequests(self.bus)
+        return self._notifier()
 
     def _notifier(self):
         """Verification calls when this process has telephony and a trunk; else straight to the agents."""
