@@ -3,11 +3,6 @@ report of a rescue truck driving to its site; its work order goes ``on_site`` ex
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest_twisted
@@ -16,13 +11,10 @@ from twisted.internet import defer, reactor, task
 from alarms.dispatch import WorkOrderDesk
 from alarms.report import Fix, Report
 from alarms.rescue_fleet import RescueFleet
-from crm.db import Database, create_engine
-from crm.migrate import upgrade
 from geo.geodesy import destination
 from ingest.pipeline import IngestPipeline
-from tests.conftest import require_service
 from tests.crm.workorders_contract import fleet_rows
-from tests.integration.test_alarm_workers import AMQP_URL, on_channel
+from tests.integration.processes import AMQP_URL, Deployment
 from watchline.live.memory import MemoryLiveState
 from watchline.mq.amqp import AmqpBus
 
@@ -35,28 +27,12 @@ async def _sleep(seconds: float) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_two_workers_record_the_arrival_once(pg_url, tmp_path):
-    require_service("RabbitMQ", "127.0.0.1", 5672)
-    require_service("Redis", "127.0.0.1", 6379)
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    engine.dispose()
-    db = Database(pg_url, reactor)
-    db.vehicles.import_rows_blocking(fleet_rows({"plate": "R1", "terminal_id": "13811110001", "skills": "tow"}))
-    db.startService()
-    run = uuid.uuid4().hex[:8]
-    exchange = f"wltest-dispatch-{run}"
-    env = dict(os.environ, WATCHLINE_DATABASE_URL=pg_url, WATCHLINE_MQ_URL=AMQP_URL, WATCHLINE_MQ_EXCHANGE=exchange,
-               WATCHLINE_LIVE_URL="redis://127.0.0.1:6379/0", WATCHLINE_LIVE_PREFIX=f"wltest:{run}:",
-               WATCHLINE_API_LISTEN="", WATCHLINE_INGEST_JT808="", WATCHLINE_INGEST_GT06="", WATCHLINE_SIP_LISTEN="")
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    workers = []
-    for log in logs:
-        with log.open("wb") as out:
-            workers.append(subprocess.Popen([sys.executable, "-m", "watchline", "serve", "--role", "worker"],
-                                            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT))
-
-    def output() -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+    deployment = Deployment(pg_url, tmp_path, fleet_rows({"plate": "R1", "terminal_id": "13811110001",
+                                                          "skills": "tow"}), "dispatch")
+    db, run, exchange = deployment.db, deployment.run, deployment.exchange
+    workers = [deployment.start(f"worker{i}", "worker") for i in range(2)]
+    logs = [deployment.log(name) for name in deployment.processes]
+    output = deployment.logs
 
     bus = AmqpBus.from_url(AMQP_URL, reactor, exchange=exchange, connection_name="wltest-dispatcher")
     live = MemoryLiveState(reactor)
@@ -114,19 +90,5 @@ async def test_two_workers_record_the_arrival_once(pg_url, tmp_path):
     finally:
         for svc in (desk, fleet):
             await defer.maybeDeferred(svc.stopService)
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        if bus.link is not None:
-            for queue in (f"{exchange}.alarms", f"{exchange}.positions", f"{exchange}.dead"):
-                await on_channel(bus, lambda channel, queue=queue: channel.queue_delete(queue=queue))
-            await on_channel(bus, lambda channel: channel.exchange_delete(exchange=exchange))
-        await bus.stopService()
         live.stopService()
-        await db.stopService()
+        await deployment.stop(bus)

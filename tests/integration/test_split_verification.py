@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -15,13 +10,10 @@ import pytest_twisted
 from twisted.internet import reactor, task
 
 from alarms.report import Fix, Report
-from crm.db import Database, create_engine
-from crm.migrate import upgrade
 from ingest.pipeline import IngestPipeline
-from tests.conftest import require_service
 from tests.crm.storage_contract import rows
+from tests.integration.processes import AMQP_URL, Deployment, consumers
 from tests.integration.sipp.harness import render_scenario, require_sipp, run_sipp, sipp_argv
-from tests.integration.test_alarm_workers import AMQP_URL, consumers, on_channel
 from watchline.mq.amqp import AmqpBus
 
 pytestmark = pytest.mark.integration
@@ -31,28 +23,15 @@ SIP = 36100  # Watchline's telephony process; sipp on SIP + 1 (media + 2); RTP 4
 
 @pytest_twisted.ensureDeferred
 async def test_worker_asks_and_the_telephony_process_verifies_the_owner(pg_url, tmp_path):
-    require_service("RabbitMQ", "127.0.0.1", 5672)
-    require_service("Redis", "127.0.0.1", 6379)
     require_sipp()
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    engine.dispose()
-    db = Database(pg_url, reactor)
-    db.vehicles.import_rows_blocking(rows({"plate": "S001", "terminal_id": "600000000001", "pin": "2468"}))
-    db.startService()
-    run = uuid.uuid4().hex[:8]
-    exchange = f"wltest-split-{run}"
-    env = dict(os.environ, WATCHLINE_DATABASE_URL=pg_url, WATCHLINE_MQ_URL=AMQP_URL, WATCHLINE_MQ_EXCHANGE=exchange,
-               WATCHLINE_LIVE_URL="redis://127.0.0.1:6379/0", WATCHLINE_LIVE_PREFIX=f"wltest:{run}:",
-               WATCHLINE_API_LISTEN="", WATCHLINE_INGEST_JT808="", WATCHLINE_INGEST_GT06="",
-               WATCHLINE_SIP_LISTEN=f"udp:{SIP}:interface=127.0.0.1", WATCHLINE_SIP_TRUNK=f"127.0.0.1:{SIP + 1}",
-               WATCHLINE_SIP_RTP_PORTS="48600-48698", WATCHLINE_SIP_RECORDINGS=str(tmp_path / "rec"),
-               WATCHLINE_SIP_PROMPT_CACHE=str(tmp_path / "prompts"), WATCHLINE_NOTIFY_QUIET_HOURS="")
-    processes = {}
+    deployment = Deployment(
+        pg_url, tmp_path, rows({"plate": "S001", "terminal_id": "600000000001", "pin": "2468"}), "split",
+        WATCHLINE_SIP_LISTEN=f"udp:{SIP}:interface=127.0.0.1", WATCHLINE_SIP_TRUNK=f"127.0.0.1:{SIP + 1}",
+        WATCHLINE_SIP_RTP_PORTS="48600-48698", WATCHLINE_SIP_RECORDINGS=str(tmp_path / "rec"),
+        WATCHLINE_SIP_PROMPT_CACHE=str(tmp_path / "prompts"), WATCHLINE_NOTIFY_QUIET_HOURS="")
+    db, run, exchange = deployment.db, deployment.run, deployment.exchange
     for role in ("worker", "telephony"):
-        with (tmp_path / f"{role}.log").open("wb") as out:
-            processes[role] = subprocess.Popen([sys.executable, "-m", "watchline", "serve", "--role", role],
-                                               cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deployment.start(role, role)
     bus = AmqpBus.from_url(AMQP_URL, reactor, exchange=exchange, connection_name="wltest-split")
     try:
         await bus.startService()
@@ -60,9 +39,9 @@ async def test_worker_asks_and_the_telephony_process_verifies_the_owner(pg_url, 
         for _ in range(300):  # the worker on the alarms queue, the telephony process on policies (bounded: 60 s)
             if await consumers(bus, f"{exchange}.alarms") == 1 and await consumers(bus, f"{exchange}.policies") == 1:
                 break
-            assert all(p.poll() is None for p in processes.values()), _logs(tmp_path)
+            assert deployment.running(), deployment.logs()
             await task.deferLater(reactor, 0.2, lambda: None)
-        assert await consumers(bus, f"{exchange}.policies") == 1, _logs(tmp_path)
+        assert await consumers(bus, f"{exchange}.policies") == 1, deployment.logs()
         scenario = render_scenario("uas_owner_pin.xml", tmp_path, owner_digits="2468#")
         sipp = run_sipp(reactor, sipp_argv(scenario, SIP + 1, SIP + 2, tmp_path, timeout=60), 60)
         await IngestPipeline(db.vehicles, bus, reactor).submit([Report(
@@ -75,28 +54,10 @@ async def test_worker_asks_and_the_telephony_process_verifies_the_owner(pg_url, 
                 incident = await db.incidents.get(found[0].id)
                 break
             await task.deferLater(reactor, 0.1, lambda: None)
-        assert incident is not None, _logs(tmp_path)
-        assert (incident.state, incident.outcome) == ("resolved", "owner_handled"), (incident.timeline, _logs(tmp_path))
+        assert incident is not None, deployment.logs()
+        assert (incident.state, incident.outcome) == ("resolved", "owner_handled"), (incident.timeline, deployment.logs())
         (call,) = [e for e in incident.timeline if e.kind == "call"]
         assert call.data["outcome"] == "verified"
         assert (await sipp).exit_code == 0
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if bus.link is not None:
-            for queue in ("alarms", "positions", "policies", "dead"):
-                await on_channel(bus, lambda channel, queue=queue: channel.queue_delete(queue=f"{exchange}.{queue}"))
-            await on_channel(bus, lambda channel: channel.exchange_delete(exchange=exchange))
-        await bus.stopService()
-        await db.stopService()
-
-
-def _logs(tmp_path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp_path.glob("*.log")))
+        await deployment.stop(bus)
