@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from alarms.desk import event_message
 from alarms.report import iso_utc
 from alarms.rescue_fleet import RescueFleet
+from crm.fleet import masked_phone
 from crm.rescue import RescueTruck, TruckBusyError
 from crm.workorders import KINDS, NewWorkOrder, WorkOrder, WorkOrderStateError
 from geo.geodesy import check_position, distance_m
@@ -65,13 +66,6 @@ def notice_text(truck_plate: str, eta_s: float | None) -> str:
     return f"Rescue truck {truck_plate} is on its way to you{eta}."
 
 
-def _masked(phone: str | None) -> str:
-    """The customer's number on a timeline: its last four digits hidden, as the notify flows do."""
-    if not phone:
-        return "(no phone number)"
-    return phone[:-4].rstrip() + "****" if len(phone) > 6 else "****"
-
-
 class TimelineNotices:
     """The fallback for a desk given no notices hook (a process that creates no orders, tests): the text
     the customer would get, on the incident's timeline as not sent — there is no channel to send it."""
@@ -88,7 +82,7 @@ class TimelineNotices:
             return
         await self.db.incidents.update(
             order.incident_id, "engine", "message",
-            f"work order {order.id}: notice to the customer {_masked(phone)} — not sent (no notice channel): {text}",
+            f"work order {order.id}: notice to the customer {masked_phone(phone) if phone else '(no phone number)'} — not sent (no notice channel): {text}",
             datetime.fromtimestamp(self.clock.seconds(), timezone.utc),
             {"work_order_id": order.id, "delivery_ids": [], "truck": truck_plate, "eta_s": eta_s, "sent": False})
 

@@ -88,6 +88,11 @@ def parse_phone(text: str, region: str) -> PhoneNumber | None:
     )
 
 
+def masked_phone(number: str) -> str:
+    """A phone number for timelines and logs: its last four digits hidden."""
+    return number[:-4].rstrip() + "****" if len(number) > 6 else "****"
+
+
 def validate_terminal_id(protocol: str, terminal_id: str) -> str | None:
     """Normalised id, or None if it is not a valid id for the protocol."""
     if protocol == "jt808":

@@ -24,16 +24,13 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import LoopingCall
 
 from crm.campaign_records import Campaign, CampaignNumber, NewNumber
+from crm.fleet import masked_phone as masked
 from notify.campaign_spec import Schedule, render_notice
 from notify.campaigns import publish
 from notify.lines import CAMPAIGN, TrunkLines
 from notify.notice_call import NoticeCall, NoticeResult
 
 log = logging.getLogger(__name__)
-
-
-def masked(phone: str) -> str:
-    return phone[:-4] + "****" if len(phone) > 6 else "****"
 
 
 class _NotNow(Exception):

@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 
 from alarms.incident import Incident, IncidentStateError
 from alarms.policies import LINE_WAIT, RETRYABLE, call_deadline, dial_steps, pause_deadline, retry_rule
+from crm.fleet import masked_phone as masked
 from notify.lines import EMERGENCY, INCIDENT, TrunkLines
 from notify.pin_check import VerificationOutcome as V
 from notify.verification import BEIJING, OwnerVerifier, VerificationRequest
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 
 QUIET_STEP_TIMEOUT = 120.0  # an SMS notice that has not concluded by then is the sweep's to escalate
 _RETRYABLE = frozenset(V(o) for o in RETRYABLE)
-
-
-def masked(number: str) -> str:
-    return number[:-4].rstrip() + "****" if len(number) > 6 else "****"
 
 
 def in_quiet_hours(window: str, local: time) -> bool:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 
-import phonenumbers
 from twisted.internet.defer import Deferred, DeferredList
 
 from crm.deliveries import Delivery
+from crm.fleet import masked_phone as masked
+from crm.fleet import parse_phone
 from notify.channels import Channels, Message
 from notify.channels.rendering import NoticeRenderer
 
@@ -24,21 +25,11 @@ log = logging.getLogger(__name__)
 
 def e164(number: str, region: str = "CN") -> str | None:
     """``13800138000`` → ``+8613800138000``; None when it is not a valid number."""
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    parsed = parse_phone(number, region)
+    return parsed.e164 if parsed is not None else None
 
 
 _SENT = ("sent", "delivered")  # delivery statuses that mean the notice went out
-
-
-def masked(number: str) -> str:
-    """A phone number for timelines and logs: the last four digits hidden (as notify.escalation does)."""
-    return number[:-4].rstrip() + "****" if len(number) > 6 else "****"
 
 
 def _outcome(delivery: Delivery) -> str:
