@@ -59,7 +59,7 @@ class Notices:
             return None
         message = self.renderer.incident_notice(incident, phone, language, place)
         delivery = await self._sms(message)
-        self._in_background(self._emails(message, incident.plate), f"incident {incident.id}: e-mail copy")
+        self._in_background(self._emails_to_owner(message, incident.plate), f"incident {incident.id}: e-mail copy")
         return delivery
 
     def _in_background(self, coro, what: str) -> None:
@@ -80,7 +80,8 @@ class Notices:
         """The dispatch hook: tell the customer which truck is coming and when. The order's incident
         always gets the text and what became of it (sent, failed, or not sent and why), so the desk
         knows what the customer was told even where no channel is configured."""
-        language = await self._language_of(getattr(order, "customer_plate", None))
+        owner = await self._owner_of(getattr(order, "customer_plate", None))
+        language = "en" if owner is not None and owner.language == "en" else "zh"
         message = self.renderer.work_order_dispatched(order, truck_plate, eta_s, phone or "", language)
         sent, unsent = [], []  # unsent: why no SMS was tried (listed where the SMS would be)
         if phone and self.can_sms:
@@ -88,7 +89,7 @@ class Notices:
         else:
             unsent.append("SMS not sent (" + ("no SMS channel" if phone else "no phone number") + ")")
             log.warning("work order %s: %s for %s", order.id, unsent[0], masked(phone) if phone else "the customer")
-        sent.extend(await self._emails(message, getattr(order, "customer_plate", None)))
+        sent.extend(await self._emails(message, owner))
         sent.extend(await self._webhooks(message))
         outcome = ", ".join([*unsent, *(_outcome(d) for d in sent)])
         if self.desk is not None and message.incident_id is not None:
@@ -118,13 +119,16 @@ class Notices:
         # A number that will not parse still goes to the channel, which refuses it: the failure is recorded.
         return await self.channels.send("sms", message.to(e164(message.recipient, self.region) or message.recipient))
 
-    async def _emails(self, message: Message, plate: str | None) -> list[Delivery]:
-        """The notice to every e-mail address of the plate's owner (the fleet's ``email`` column)."""
-        if "email" not in self.channels or not plate or self.vehicles is None:
+    async def _emails_to_owner(self, message: Message, plate: str) -> list[Delivery]:
+        if "email" not in self.channels:
             return []
-        vehicle = await self.vehicles.get_by_plate(plate)
-        owner = vehicle.owner if vehicle is not None else None
-        addresses = [c.value for c in (owner.contacts if owner is not None else ()) if c.kind == "email"]
+        return await self._emails(message, await self._owner_of(plate))
+
+    async def _emails(self, message: Message, owner) -> list[Delivery]:
+        """The notice to every e-mail address of ``owner`` (the fleet's ``email`` column)."""
+        if "email" not in self.channels or owner is None:
+            return []
+        addresses = [c.value for c in owner.contacts if c.kind == "email"]
         return [await self.channels.send("email", message.to(address)) for address in addresses]
 
     async def _webhooks(self, message: Message) -> list[Delivery]:
@@ -132,8 +136,9 @@ class Notices:
             return []
         return [await self.channels.send("webhook", message.to(url)) for url in self.channels["webhook"].urls]
 
-    async def _language_of(self, plate: str | None) -> str:
+    async def _owner_of(self, plate: str | None):
+        """The plate's owner (language, contacts), looked up once per notice; None when unknown."""
         if not plate or self.vehicles is None:
-            return "zh"
+            return None
         vehicle = await self.vehicles.get_by_plate(plate)
-        return "en" if vehicle and vehicle.owner and vehicle.owner.language == "en" else "zh"
+        return vehicle.owner if vehicle is not None else None
