@@ -56,7 +56,7 @@ from ingest.write_through import immediate_writer
 log = Logger()
 
 PROTOCOL = "jt808"
-_LOCATION_MESSAGES = frozenset({m.LOCATION, m.BATCH_LOCATION, m.POSITION_ANSWER})
+_OTHER_LOCATION_MESSAGES = frozenset({m.BATCH_LOCATION, m.POSITION_ANSWER})  # 0x0200 is served in _handle
 _LOCATION = m.LOCATION
 _RARE_ATTRS = ATTR_ENCRYPTION_MASK | ATTR_SUBPACKAGE  # one test on the hot path for both
 
@@ -301,7 +301,7 @@ class Jt808Protocol(Protocol):
         if not self._speaks_for_session(header):
             self._ack(header, m.RESULT_FAIL)  # not authenticated (as this terminal)
             return
-        if msg_id in _LOCATION_MESSAGES:
+        if msg_id in _OTHER_LOCATION_MESSAGES:
             await self._location(header, body)
         elif msg_id in REPORT_MESSAGES:
             await self._report_message(header, body)
@@ -364,14 +364,11 @@ class Jt808Protocol(Protocol):
         self._ack(header, m.RESULT_OK)
 
     async def _location(self, header: Header, body: bytes) -> None:
+        """0x0704 batches and 0x0201 position answers (0x0200 is decoded and acked in ``_handle``)."""
         received_at = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
         terminal_id = self.terminal_id
-        msg_id = header.msg_id
         answered = None
-        if msg_id == m.LOCATION:
-            reports = [decode_location(body, terminal_id=terminal_id, serial=header.serial,
-                                       is_2019=header.is_2019, received_at=received_at, model=self._model)]
-        elif msg_id == m.BATCH_LOCATION:
+        if header.msg_id == m.BATCH_LOCATION:
             reports, problems = decode_batch(body, terminal_id=terminal_id, serial=header.serial,
                                              is_2019=header.is_2019, received_at=received_at, model=self._model)
             if problems:
@@ -381,14 +378,8 @@ class Jt808Protocol(Protocol):
             answered, body = m.split_position_answer(body)
             reports = [decode_location(body, terminal_id=terminal_id, serial=header.serial,
                                        is_2019=header.is_2019, received_at=received_at, model=self._model)]
-        if reports:
-            try:
-                await self.factory.sink.submit(reports)
-            except Exception:
-                self.factory.stats.submit_failures += 1
-                log.failure("jt808 {peer}: submit failed, report not acknowledged", peer=self._peer())
-                return
-            self.factory.stats.reports += len(reports)
+        if reports and not await self._submit(reports):
+            return
         self._ack(header, m.RESULT_OK)
         if answered is not None:
             waiting = self._pending.pop(answered, None)
@@ -438,7 +429,7 @@ class Jt808Protocol(Protocol):
 
     async def _submit(self, reports: list[Report]) -> bool:
         """Hand reports to the sink; False (logged, nothing to ack: the terminal resends) if it failed.
-        The 0x0200 path inlines the same steps, sparing a coroutine per frame."""
+        The 0x0200 path in ``_handle`` inlines the same steps, sparing a coroutine per frame."""
         try:
             await self.factory.sink.submit(reports)
         except Exception:
