@@ -177,19 +177,11 @@ def parse_args() -> argparse.Namespace:
 
 def run() -> None:
     args = parse_args()
-    box: list = []
 
-    def go() -> None:
-        d = Deferred.fromCoroutine(main(args))
-        d.addBoth(box.append)
-        d.addBoth(lambda _: reactor.stop())
+    async def report(_reactor) -> None:
+        print(json.dumps(await main(args), indent=2))
 
-    reactor.callWhenRunning(go)
-    reactor.run()
-    result = box[0] if box else None
-    if hasattr(result, "raiseException"):
-        result.raiseException()
-    print(json.dumps(result, indent=2))
+    task.react(lambda reactor: Deferred.fromCoroutine(report(reactor)))  # exits 1 with the traceback on failure
 
 
 if __name__ == "__main__":
