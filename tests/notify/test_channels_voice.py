@@ -2,27 +2,13 @@
 
 import pytest
 
-from callflows import Telephony
 from callflows.prompts import Prompt
 from notify.channels import DeliveryFailed, Message
 from notify.channels.voice import VoiceChannel
 from notify.lines import TrunkLines
-from tests.callflows.fakes import FakeNetwork, result, start, telephony_settings
+from tests.callflows.fakes import result, start
 
 NOTICE = Message("4000", "救援车京B999已出发，预计22分钟内到达。", "work_order_dispatched", language="zh")
-
-
-@pytest.fixture
-def phones(tmp_path):
-    net = FakeNetwork()
-    owner = Telephony(telephony_settings(tmp_path, 5070), net)
-    desk = Telephony(telephony_settings(tmp_path, 5060, trunk="127.0.0.1:5070"), net)
-    owner.startService()
-    desk.startService()
-    yield net, desk, owner
-    desk.stopService()
-    owner.stopService()
-    net.run(1)
 
 
 def channel(net, desk, spoken, lines=None):

@@ -2,23 +2,9 @@
 
 import pytest
 
-from callflows import Telephony
 from callflows.prompts import Prompt
 from notify.notice_call import NoticeCall, NoticePrompts
-from tests.callflows.fakes import FakeNetwork, result, start, telephony_settings
-
-
-@pytest.fixture
-def phones(tmp_path):
-    net = FakeNetwork()
-    owner = Telephony(telephony_settings(tmp_path, 5070), net)
-    desk = Telephony(telephony_settings(tmp_path, 5060, trunk="127.0.0.1:5070"), net)
-    owner.startService()
-    desk.startService()
-    yield net, desk, owner
-    desk.stopService()
-    owner.stopService()
-    net.run(1)
+from tests.callflows.fakes import result, start
 
 
 def notice_call(net, desk, spoken, **kwargs) -> NoticeCall:

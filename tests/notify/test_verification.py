@@ -4,28 +4,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from callflows import Telephony
 from callflows.prompts import Prompt
 from notify.pin_check import VerificationOutcome as V
 from notify.verification import OwnerVerifier, VerificationRequest, greeting_text
-from tests.callflows.fakes import FakeNetwork, result, start, telephony_settings
+from tests.callflows.fakes import result, start
 
 REQUEST = VerificationRequest(plate="粤B12345", number="4000", alarm="illegal_door_open",
                               alarm_time=datetime(2026, 5, 1, 14, 30, tzinfo=timezone.utc),
                               language="en", lat=22.5431, lon=114.0579)
-
-
-@pytest.fixture
-def phones(tmp_path):
-    net = FakeNetwork()
-    owner = Telephony(telephony_settings(tmp_path, 5070), net)
-    desk = Telephony(telephony_settings(tmp_path, 5060, trunk="127.0.0.1:5070"), net)
-    owner.startService()
-    desk.startService()
-    yield net, desk, owner
-    desk.stopService()
-    owner.stopService()
-    net.run(1)
 
 
 def owner_keys(*entries: str, hang_up_after: int | None = None):
